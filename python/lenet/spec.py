@@ -1,0 +1,151 @@
+"""The architecture spec: one JSON object that describes a network completely (DESIGN.md §3).
+
+It travels with every checkpoint and artifact, so every part (training, export, the engine, the
+digit reader) rebuilds the same network and applies the same preprocessing from it.
+
+Preprocessing contract: a raw uint8 image (white ink on black, as MNIST) becomes model input by
+padding ``pad`` background pixels on each side (28×28 → ``input_size``) and mapping every pixel
+``p`` to ``offset + scale * p / 255``. For ``lenet5`` this is the paper's −0.1 background and
+1.175 ink.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+ARCHS = ("lenet5", "lenet-d2l", "lenet-relu")
+ACTIVATIONS = ("scaled_tanh", "sigmoid", "relu")
+POOLINGS = ("trainable", "avg", "max")
+C3_TABLES = ("lecun", "full")
+HEADS = ("rbf", "linear")
+INKS = ("white_on_black", "black_on_white")
+
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+# The size every dataset here is stored at; `pad` brings it to the model's input size.
+RAW_SIZE = 28
+
+
+class SpecError(ValueError):
+    """A spec that names something the toolkit does not know, or is inconsistent."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    ink: str = "white_on_black"
+    pad: int = 0
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def normalize(self, pixel: float) -> float:
+        """Model input value of one raw uint8 pixel value (0..255)."""
+        ink = pixel / 255.0 if self.ink == "white_on_black" else 1.0 - pixel / 255.0
+        return self.offset + self.scale * ink
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    arch: str
+    input_size: int
+    c1_padding: int
+    activation: str
+    pooling: str
+    c3_table: str
+    head: str
+    num_classes: int = 10
+    class_names: tuple[str, ...] = DIGIT_NAMES
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name, value, allowed in (
+            ("arch", self.arch, ARCHS),
+            ("activation", self.activation, ACTIVATIONS),
+            ("pooling", self.pooling, POOLINGS),
+            ("c3_table", self.c3_table, C3_TABLES),
+            ("head", self.head, HEADS),
+            ("preprocessing.ink", self.preprocessing.ink, INKS),
+        ):
+            if value not in allowed:
+                raise SpecError(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}")
+        if self.input_size not in (28, 32):
+            raise SpecError(f"input_size must be 28 or 32, got {self.input_size}")
+        if self.input_size + 2 * self.c1_padding != 32:
+            raise SpecError("input_size + 2*c1_padding must be 32 so C1 yields 28x28 maps "
+                            f"(got input_size={self.input_size}, c1_padding={self.c1_padding})")
+        if RAW_SIZE + 2 * self.preprocessing.pad != self.input_size:
+            raise SpecError(f"preprocessing.pad={self.preprocessing.pad} does not bring "
+                            f"{RAW_SIZE}x{RAW_SIZE} images to input_size={self.input_size}")
+        if self.head == "rbf" and self.num_classes != 10:
+            raise SpecError("the RBF head has 10 fixed digit prototypes; num_classes must be 10")
+        if len(self.class_names) != self.num_classes:
+            raise SpecError(f"{len(self.class_names)} class_names for {self.num_classes} classes")
+
+    def with_classes(self, class_names: tuple[str, ...] | list[str]) -> "ArchSpec":
+        names = tuple(class_names)
+        return replace(self, class_names=names, num_classes=len(names))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["class_names"] = list(self.class_names)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
+        if not isinstance(d, dict):
+            raise SpecError(f"a spec must be a JSON object, got {type(d).__name__}")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise SpecError(f"unknown spec field(s): {', '.join(sorted(unknown))}")
+        missing = known - set(d)
+        if missing:
+            raise SpecError(f"spec is missing field(s): {', '.join(sorted(missing))}")
+        pre = d["preprocessing"]
+        if not isinstance(pre, dict) or set(pre) != set(Preprocessing.__dataclass_fields__):
+            raise SpecError(f"bad preprocessing block: {pre!r}")
+        try:
+            return cls(**{**d, "class_names": tuple(d["class_names"]),
+                          "preprocessing": Preprocessing(**pre)})
+        except TypeError as exc:
+            raise SpecError(f"bad spec: {exc}") from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "ArchSpec":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"spec is not valid JSON: {exc}") from None
+
+
+def spec_for(arch: str, class_names: tuple[str, ...] | list[str] = DIGIT_NAMES) -> ArchSpec:
+    """The spec of a named architecture (DESIGN.md §2)."""
+    if arch == "lenet5":
+        # LeCun et al. 1998: 32x32 input, background -0.1 and ink 1.175.
+        spec = ArchSpec(arch, 32, 0, "scaled_tanh", "trainable", "lecun", "rbf",
+                        preprocessing=Preprocessing("white_on_black", 2, 1.275, -0.1))
+    elif arch == "lenet-d2l":
+        # d2l.ai "LeNet": 28x28 ToTensor() input in [0, 1], C1 padding 2, sigmoid, avg-pool.
+        spec = ArchSpec(arch, 28, 2, "sigmoid", "avg", "full", "linear",
+                        preprocessing=Preprocessing("white_on_black", 0, 1.0, 0.0))
+    elif arch == "lenet-relu":
+        # The common modern variant; input standardized with the MNIST mean/std.
+        mean, std = 0.1307, 0.3081
+        spec = ArchSpec(arch, 28, 2, "relu", "max", "full", "linear",
+                        preprocessing=Preprocessing("white_on_black", 0, 1.0 / std, -mean / std))
+    else:
+        raise SpecError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
+    if tuple(class_names) != spec.class_names:
+        if spec.head == "rbf" and len(class_names) != 10:
+            raise SpecError(f"{arch} has a 10-class RBF head; got {len(class_names)} classes")
+        spec = spec.with_classes(class_names)
+    return spec
