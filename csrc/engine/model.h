@@ -1,0 +1,52 @@
+#pragma once
+// The network an engine runs: spec fields and weights, validated once at load time.
+// Kernels only read a Model; loaders (the Python wrapper, through bindings.cpp) fill it.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lenet {
+
+enum class Activation { ScaledTanh, Sigmoid, Relu };
+enum class Pooling { Trainable, Avg, Max };
+enum class Head { Rbf, Linear };
+
+// Fixed layer sizes of the LeNet family (DESIGN.md §3). Every arch yields 28x28 C1 maps.
+constexpr int kC1Maps = 6, kC1Size = 28, kS2Size = 14;
+constexpr int kC3Maps = 16, kC3Size = 10, kS4Size = 5;
+constexpr int kC5Units = 120, kF6Units = 84, kKernel = 5;
+
+// uint8 pixel p -> offset + scale * ink, ink = p/255 (or 1 - p/255 when `invert`);
+// `pad` background pixels on each side bring 28x28 images to input_size.
+struct Preprocessing {
+  bool invert = false;
+  int pad = 0;
+  float scale = 1.f;
+  float offset = 0.f;
+};
+
+struct Model {
+  std::string arch;
+  int input_size = 32;   // 28 or 32
+  int c1_padding = 0;    // input_size + 2*c1_padding == 32
+  Activation activation = Activation::ScaledTanh;
+  Pooling pooling = Pooling::Trainable;
+  Head head = Head::Rbf;
+  bool lecun_table = true;  // C3 reads only the maps of LeCun's Table I
+  int num_classes = 10;
+  Preprocessing pre;
+
+  // Weights, float32, row-major. c3_w is dense [16][6][5][5] with exact zeros where the table
+  // has no connection; c3_connected[o*6+i] says which (o, i) pairs exist so kernels skip the rest.
+  std::vector<float> c1_w, c1_b;          // [6][1][5][5], [6]
+  std::vector<float> s2_coef, s2_bias;    // [6] each, trainable pooling only
+  std::vector<float> c3_w, c3_b;          // [16][6][5][5], [16]
+  std::array<uint8_t, kC3Maps * kC1Maps> c3_connected{};
+  std::vector<float> s4_coef, s4_bias;    // [16] each, trainable pooling only
+  std::vector<float> c5_w, c5_b;          // [120][16][5][5], [120]
+  std::vector<float> f6_w, f6_b;          // [84][120], [84]
+  std::vector<float> out_w, out_b;        // [classes][84]; out_b [classes] for the linear head
+};
+
+}  // namespace lenet
