@@ -49,4 +49,12 @@ struct Model {
   std::vector<float> out_w, out_b;        // [classes][84]; out_b [classes] for the linear head
 };
 
+// A batch as kernels see it: contiguous, validated by the binding layer.
+struct InputBatch {
+  const uint8_t* u8 = nullptr;  // [n][size][size] raw pixels (preprocessing applied by the kernel), or
+  const float* f32 = nullptr;   // [n][input_size][input_size] already normalized
+  int64_t n = 0;
+  int size = 0;                 // image side: 28 or input_size
+};
+
 }  // namespace lenet

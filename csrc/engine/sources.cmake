@@ -15,3 +15,7 @@ if(LENET_SANITIZE)
   target_link_options(_core PRIVATE -fsanitize=address,undefined)
 endif()
 install(TARGETS _core LIBRARY DESTINATION lenet_ext)
+
+if(LENET_WITH_CUDA AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/csrc/engine/cuda/cuda.cmake)
+  include(csrc/engine/cuda/cuda.cmake)
+endif()

@@ -1,0 +1,106 @@
+"""Checkpoints: written atomically, read with ``weights_only=True``, errors that name the file.
+
+A checkpoint is a dict: ``format`` (``"lenet-checkpoint"``), ``version``, ``spec`` (the
+architecture spec as a dict), ``model`` (state dict), ``optimizer``, ``scheduler``, ``epoch``
+(completed epochs), ``rng`` (CPU/CUDA/numpy/python generator states), ``metrics`` (list of
+per-epoch dicts), ``best_accuracy``, ``args``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .models import LeNet
+from .spec import ArchSpec, SpecError
+
+FORMAT = "lenet-checkpoint"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, truncated, corrupt, foreign or unusable."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a mix:
+    temp file in the same directory, fsync, rename, fsync the directory."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely (no pickled code runs); raise CheckpointError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: checkpoint file is empty")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: refused to load: it is not a plain weights file "
+                              f"(would need to run pickled code): {first}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a lenet checkpoint (no '{FORMAT}' format marker)")
+    for key in ("spec", "model"):
+        if key not in state:
+            raise CheckpointError(f"{path}: checkpoint has no '{key}' entry")
+    return state
+
+
+def model_from_checkpoint(state: dict[str, Any], path: str | os.PathLike = "checkpoint") -> LeNet:
+    """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU)."""
+    try:
+        spec = ArchSpec.from_dict(state["spec"])
+    except SpecError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model = LeNet(spec)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the {spec.arch} spec: {first}") from None
+    bad = [name for name, t in model.state_dict().items()
+           if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"{path}: non-finite (NaN/Inf) weights in {', '.join(bad)}")
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike) -> tuple[LeNet, dict[str, Any]]:
+    """Model (eval, CPU) and the raw checkpoint dict from a checkpoint file."""
+    state = load_checkpoint(path)
+    return model_from_checkpoint(state, path), state
