@@ -1,0 +1,315 @@
+"""lenet-train: train a LeNet-family network; CUDA when present, CPU otherwise, torchrun-ready.
+
+Writes RUN/last.pt (every epoch), RUN/best.pt (best test accuracy), RUN/metrics.jsonl and
+RUN/curves.png. ``--resume`` continues from RUN/last.pt; an epoch interrupted by a crash or a
+kill is redone from its start, and because an epoch's batches and distortions depend only on
+(seed, epoch), the resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from . import __version__
+from .checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
+from .data import DATASETS, Batches, DataError, load_dataset
+from .models import LeNet, build_model, count_parameters
+from .spec import ARCHS, ArchSpec
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="lenet-train",
+        description="Train a LeNet-family network. Writes OUT/last.pt, OUT/best.pt, "
+                    "OUT/metrics.jsonl and OUT/curves.png. Runs unchanged under "
+                    "`torchrun --nproc-per-node N` (DistributedDataParallel).")
+    p.add_argument("--arch", choices=ARCHS, default="lenet5",
+                   help="lenet5 = LeCun et al. 1998 as published (default); lenet-d2l; lenet-relu")
+    p.add_argument("--dataset", choices=DATASETS, default="mnist-sample",
+                   help="mnist-sample (offline, 4,000 train / 1,000 test, default), mnist, fashion-mnist")
+    p.add_argument("--data-dir", default=None, help="where torchvision datasets live (default ./data or $LENET_DATA_DIR)")
+    p.add_argument("--epochs", type=int, default=10, help="total epochs (default 10)")
+    p.add_argument("--batch-size", type=int, default=64, help="per-process batch size (default 64)")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="default adam")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 3e-3 adam, 0.1 sgd)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--schedule", choices=("cosine", "step", "none"), default="cosine",
+                   help="LR schedule over the epochs (default cosine; step = ×0.1 at 50%% and 75%%)")
+    p.add_argument("--augment", action="store_true",
+                   help="small random affine distortions of the training images (the paper's 0.8%% route)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, order and distortions (default 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto = CUDA when present, else CPU")
+    p.add_argument("--amp", action="store_true", help="mixed precision (float16 autocast; CUDA only)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if args.epochs < 1:
+        p.error(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.lr is None:
+        args.lr = 3e-3 if args.optimizer == "adam" else 0.1
+    if args.lr <= 0:
+        p.error(f"--lr must be positive, got {args.lr}")
+    return args
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_choice: str) -> tuple[Dist, torch.device]:
+    """torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; without them this is a single process."""
+    d = Dist(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+             int(os.environ.get("LOCAL_RANK", 0)))
+    use_cuda = device_choice == "cuda" or (device_choice == "auto" and torch.cuda.is_available())
+    if device_choice == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("lenet-train: --device cuda asked for, but no CUDA device is available")
+    device = torch.device("cuda", d.local_rank % max(torch.cuda.device_count(), 1)) if use_cuda else torch.device("cpu")
+    if d.enabled:
+        if use_cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return d, device
+
+
+def make_optimizer(args: argparse.Namespace, model: torch.nn.Module):
+    if args.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                              weight_decay=args.weight_decay)
+    if args.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
+    elif args.schedule == "step":
+        sched = torch.optim.lr_scheduler.MultiStepLR(
+            opt, milestones=[max(1, args.epochs // 2), max(1, args.epochs * 3 // 4)], gamma=0.1)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(
+        np.frombuffer(json.dumps(_np_state()).encode(), dtype=np.uint8).copy()),
+        "python": torch.tensor(list(json.dumps(random.getstate()).encode()), dtype=torch.uint8)}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _np_state() -> list:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = json.loads(bytes(state["numpy"].tolist()).decode())
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    py = json.loads(bytes(state["python"].tolist()).decode())
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def evaluate(model: LeNet, batches: Batches) -> tuple[float, float]:
+    """Mean loss and accuracy over a whole split (every rank evaluates all of it: exact, small)."""
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in batches:
+            scores = model(x)
+            loss_sum += float(model.loss(scores, y)) * len(y)
+            correct += int((scores.argmax(1) == y).sum())
+            count += len(y)
+    return loss_sum / max(count, 1), correct / max(count, 1)
+
+
+def draw_curves(metrics: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [m["epoch"] for m in metrics]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [m["train_loss"] for m in metrics], "o-", label="train")
+    ax1.plot(epochs, [m["test_loss"] for m in metrics], "s-", label="test")
+    ax1.set_xlabel("epoch"), ax1.set_ylabel("loss"), ax1.legend(), ax1.grid(alpha=0.3)
+    ax2.plot(epochs, [m["train_acc"] for m in metrics], "o-", label="train")
+    ax2.plot(epochs, [m["test_acc"] for m in metrics], "s-", label="test")
+    ax2.set_xlabel("epoch"), ax2.set_ylabel("accuracy"), ax2.legend(), ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_metrics(metrics: list[dict[str, Any]], path: Path) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(m) + "\n" for m in metrics).encode())
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    d, device = setup_distributed(args.device)
+    if args.amp and device.type != "cuda":
+        raise SystemExit("lenet-train: --amp needs a CUDA device (float16 autocast); drop it on the CPU")
+    out = Path(args.out)
+    try:
+        if d.main:
+            out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"lenet-train: cannot create run directory {out}: {exc.strerror}") from None
+    if d.main and not os.access(out, os.W_OK):
+        raise SystemExit(f"lenet-train: run directory {out} is not writable")
+
+    try:
+        data = load_dataset(args.dataset, args.data_dir)
+    except DataError as exc:
+        raise SystemExit(f"lenet-train: {exc}") from None
+
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    model = build_model(args.arch, data.class_names).to(device)
+    spec: ArchSpec = model.spec
+    optimizer, scheduler = make_optimizer(args, model)
+    metrics: list[dict[str, Any]] = []
+    start_epoch, best_acc = 0, -1.0
+
+    last = out / "last.pt"
+    if args.resume:
+        if not last.exists():
+            raise SystemExit(f"lenet-train: --resume: no {last} to resume from")
+        try:
+            state = load_checkpoint(last, map_location=device)
+        except CheckpointError as exc:
+            raise SystemExit(f"lenet-train: {exc}") from None
+        if ArchSpec.from_dict(state["spec"]) != spec:
+            raise SystemExit(f"lenet-train: {last} was trained as {state['spec']['arch']} on other "
+                             f"settings; it does not match --arch {args.arch} --dataset {args.dataset}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        metrics = list(state["metrics"])
+        start_epoch, best_acc = int(state["epoch"]), float(state["best_accuracy"])
+        if d.main:
+            print(f"resuming {out} after epoch {start_epoch}/{args.epochs}", file=sys.stderr)
+
+    net: torch.nn.Module = model
+    if d.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    train_batches = Batches(data.train, spec, args.batch_size, device=device, shuffle=True,
+                            augment=args.augment, seed=args.seed, rank=d.rank, world_size=d.world_size)
+    test_batches = Batches(data.test, spec, 1000, device=device)
+    scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
+
+    if d.main:
+        print(f"lenet-train {__version__}: {spec.arch} ({count_parameters(model):,} parameters) on "
+              f"{args.dataset} ({len(data.train.labels):,} train / {len(data.test.labels):,} test), "
+              f"device {device}, {d.world_size} process(es)", file=sys.stderr)
+
+    for epoch in range(start_epoch, args.epochs):
+        train_batches.set_epoch(epoch)
+        net.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
+        bar = tqdm(train_batches, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch",
+                   disable=args.quiet or not d.main, leave=False, dynamic_ncols=True)
+        for x, y in bar:
+            with torch.autocast(device.type, dtype=torch.float16, enabled=args.amp):
+                scores = net(x)
+                loss = model.loss(scores.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.detach().double() * len(y)
+            correct += (scores.detach().argmax(1) == y).sum()
+            seen += len(y)
+        scheduler.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - t0
+        totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)])
+        if d.enabled:
+            dist.all_reduce(totals)
+        train_loss, train_acc = float(totals[0] / totals[2]), float(totals[1] / totals[2])
+        test_loss, test_acc = evaluate(model, test_batches)
+        record = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
+                  "test_loss": test_loss, "test_acc": test_acc,
+                  "images_per_s": float(totals[2]) / elapsed, "epoch_seconds": elapsed,
+                  "lr": optimizer.param_groups[0]["lr"]}
+        metrics.append(record)
+        is_best = test_acc > best_acc
+        best_acc = max(best_acc, test_acc)
+        if d.main:
+            state = {"version": __version__, "spec": spec.to_dict(), "model": model.state_dict(),
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "epoch": epoch + 1, "rng": rng_state(), "metrics": metrics,
+                     "best_accuracy": best_acc, "args": {k: v for k, v in vars(args).items()}}
+            save_checkpoint(last, state)
+            if is_best:
+                save_checkpoint(out / "best.pt", state)
+            write_metrics(metrics, out / "metrics.jsonl")
+            draw_curves(metrics, out / "curves.png", f"{spec.arch} on {args.dataset}")
+            print(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
+                  f"test loss {test_loss:.4f} acc {test_acc:.4f} | {record['images_per_s']:,.0f} img/s",
+                  file=sys.stderr)
+        if d.enabled:
+            dist.barrier()
+
+    if d.enabled:
+        dist.destroy_process_group()
+    final = metrics[-1] if metrics else {}
+    if d.main:
+        print(f"test accuracy: {final.get('test_acc', float('nan')):.4f} "
+              f"(best {best_acc:.4f}); run directory: {out}")
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        train(args)
+    except KeyboardInterrupt:
+        print("lenet-train: interrupted; resume with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
