@@ -179,7 +179,8 @@ def write_metrics(metrics: list[dict[str, Any]], path: Path) -> None:
     atomic_write_bytes(path, "".join(json.dumps(m) + "\n" for m in metrics).encode())
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
+    """Run the training loop; return the trained model and the last epoch's metrics."""
     d, device = setup_distributed(args.device)
     if args.amp and device.type != "cuda":
         raise SystemExit("lenet-train: --amp needs a CUDA device (float16 autocast); drop it on the CPU")
@@ -298,7 +299,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if d.main:
         print(f"test accuracy: {final.get('test_acc', float('nan')):.4f} "
               f"(best {best_acc:.4f}); run directory: {out}")
-    return final
+    return model, final
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,171 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenet.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from lenet.train import main
+
+BIN = Path(sys.executable).parent
+
+
+def run_train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "lenet-train"), "--quiet", *args], capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_short_training_run_learns(tmp_path):
+    out = tmp_path / "run"
+    r = run_train("--arch", "lenet5", "--epochs", "3", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert metrics[-1]["test_acc"] > 0.6           # chance is 0.1
+    assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
+    assert {"train_loss", "train_acc", "test_loss", "test_acc", "images_per_s"} <= set(metrics[0])
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "test accuracy:" in r.stdout
+    state = load_checkpoint(out / "last.pt")
+    assert state["epoch"] == 3 and {"optimizer", "scheduler", "rng", "metrics"} <= set(state)
+    model, _ = load_model(out / "best.pt")
+    assert model.spec.arch == "lenet5"
+    assert not list(out.glob(".*.tmp"))             # no temp files left behind
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    common = ["--arch", "lenet-relu", "--epochs", "3", "--batch-size", "16", "--augment", "--seed", "7"]
+    ref = tmp_path / "ref"
+    assert run_train(*common, "--out", str(ref)).returncode == 0
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([str(BIN / "lenet-train"), "--quiet", *common, "--out", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.4)  # well into epoch 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(done) == 1, "the kill should land in epoch 2"
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1   # intact after the kill
+
+    r = run_train(*common, "--out", str(run), "--resume")
+    assert r.returncode == 0, r.stderr
+    a = load_checkpoint(ref / "last.pt")
+    b = load_checkpoint(run / "last.pt")
+    for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert [m[k] for m in a["metrics"]] == [m[k] for m in b["metrics"]], k
+    for name, t in a["model"].items():
+        assert torch.equal(t, b["model"][name]), name
+
+
+def test_resume_without_a_run_fails_clearly(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="no .*last.pt to resume from"):
+        main(["--out", str(tmp_path / "none"), "--resume", "--quiet"])
+
+
+def test_bad_arguments_exit_nonzero():
+    r = run_train("--epochs", "0", "--out", "x")
+    assert r.returncode == 2 and "--epochs must be at least 1" in r.stderr
+
+
+def _good_checkpoint(path: Path) -> None:
+    from lenet.models import build_model
+    model = build_model("lenet5")
+    save_checkpoint(path, {"spec": model.spec.to_dict(), "model": model.state_dict(), "metrics": [], "epoch": 0})
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    good = tmp_path / "good.pt"
+    _good_checkpoint(good)
+    load_model(good)
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"truncated\.pt: truncated or corrupt"):
+        load_checkpoint(truncated)
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all" * 10)
+    with pytest.raises(CheckpointError, match=r"garbage\.pt"):
+        load_checkpoint(garbage)
+
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty\.pt: checkpoint file is empty"):
+        load_checkpoint(empty)
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match=r"foreign\.pt: not a lenet checkpoint"):
+        load_checkpoint(foreign)
+
+    with pytest.raises(CheckpointError, match=r"missing\.pt: no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_checkpoint_that_runs_code_is_refused(tmp_path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "lenet-checkpoint", "spec": {}, "model": _RunsCode()}, evil)
+    with pytest.raises(CheckpointError, match=r"evil\.pt: refused to load"):
+        load_checkpoint(evil)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    from lenet.models import build_model
+    model = build_model("lenet5")
+    with torch.no_grad():
+        model.f6.weight[0, 0] = float("nan")
+    path = tmp_path / "nan.pt"
+    save_checkpoint(path, {"spec": model.spec.to_dict(), "model": model.state_dict(), "metrics": [], "epoch": 1})
+    with pytest.raises(CheckpointError, match=r"nan\.pt: non-finite .*f6\.weight"):
+        load_model(path)
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    _good_checkpoint(path)
+    before = path.read_bytes()
+
+    def boom(fd):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        _good_checkpoint(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    worker = Path(__file__).with_name("ddp_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        str(worker), "--arch", "lenet5", "--epochs", "2", "--device", "cpu", "--quiet",
+                        "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 process(es)" in r.stderr
+    r0 = torch.load(out / "rank0.weights", weights_only=True)
+    r1 = torch.load(out / "rank1.weights", weights_only=True)
+    for name in r0:
+        assert torch.equal(r0[name], r1[name]), name
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 2 and metrics[-1]["test_acc"] > 0.3
+    # rank 0 wrote the checkpoint and it holds the weights both ranks agree on
+    ckpt = load_checkpoint(out / "last.pt")
+    for name in r0:
+        assert torch.equal(ckpt["model"][name], r0[name]), name
