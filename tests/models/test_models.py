@@ -122,3 +122,15 @@ def test_lenet5_preprocessing_is_the_papers():
     assert pre.normalize(0) == pytest.approx(-0.1)
     assert pre.normalize(255) == pytest.approx(1.175)
     assert pre.pad == 2
+
+
+def test_table_conv_training_and_inference_paths_agree():
+    torch.manual_seed(1)
+    conv = TableConv(LECUN_C3_TABLE).double()
+    torch.nn.init.normal_(conv.weight)
+    torch.nn.init.normal_(conv.bias)
+    x = torch.randn(5, 6, 14, 14, dtype=torch.float64)
+    torch.testing.assert_close(conv.train()(x), conv.eval()(x))
+    # gradients reach only the 1,516 real parameters
+    conv.train()(x).sum().backward()
+    assert conv.weight.grad.shape == (60, 5, 5) and conv.weight.grad.abs().sum() > 0
