@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN    ?= runs/demo
 ART    ?= artifacts/demo
 
-.PHONY: demo test build sanitize accuracy bench clean
+.PHONY: demo test build sanitize accuracy data-bench bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ demo: build
 
 test: build
 	$(BIN)/python -m pytest -q
+
+# Benchmarks, not tests: train every arch with its recipe (tens of minutes on 2 cores), and
+# compare our batch feeding with a plain torchvision DataLoader loop.
+accuracy: build
+	$(BIN)/python tools/accuracy.py --out results/accuracy
+
+data-bench: build
+	$(BIN)/python tools/data_throughput.py
 
 clean:
 	rm -rf build $(VENV) runs artifacts
