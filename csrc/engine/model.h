@@ -49,6 +49,9 @@ struct Model {
   std::vector<float> out_w, out_b;        // [classes][84]; out_b [classes] for the linear head
 };
 
+// Throws std::invalid_argument naming the first inconsistency (weight sizes, geometry, head).
+void validate(const Model& model);
+
 // A batch as kernels see it: contiguous, validated by the binding layer.
 struct InputBatch {
   const uint8_t* u8 = nullptr;  // [n][size][size] raw pixels (preprocessing applied by the kernel), or

@@ -1,12 +1,35 @@
 # Sources of the lenet_ext engine. Included from the top-level CMakeLists.txt.
+#
+# The CPU kernels are one templated source (cpu/kernels_impl.h and the fused_* headers) compiled
+# once per instruction set with per-file flags, and chosen at run time (cpu/isa.cpp). Never
+# -march=native: a wheel built here must run on any x86-64.
 set(LENET_CPU_ISAS "baseline")
+set(_lenet_cpu_sources
+  csrc/engine/model.cpp
+  csrc/engine/cpu/isa.cpp
+  csrc/engine/cpu/thread_pool.cpp
+  csrc/engine/cpu/cpu_engine.cpp
+  csrc/engine/cpu/kernels_baseline.cpp
+)
+set(_lenet_cpu_defs "")
+# Contracting a*b+c into FMAs is what the kernels are written for; no other fast-math.
+set_source_files_properties(csrc/engine/cpu/kernels_baseline.cpp PROPERTIES COMPILE_OPTIONS "-ffp-contract=fast")
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  list(APPEND _lenet_cpu_sources csrc/engine/cpu/kernels_avx2.cpp csrc/engine/cpu/kernels_avx512.cpp)
+  set_source_files_properties(csrc/engine/cpu/kernels_avx2.cpp PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-ffp-contract=fast")
+  set_source_files_properties(csrc/engine/cpu/kernels_avx512.cpp PROPERTIES COMPILE_OPTIONS "-mavx512f;-mfma;-ffp-contract=fast")
+  list(APPEND _lenet_cpu_defs LENET_HAVE_AVX2=1 LENET_HAVE_AVX512=1)
+  set(LENET_CPU_ISAS "avx512;avx2;baseline")
+endif()
 
 pybind11_add_module(_core MODULE
   csrc/engine/bindings.cpp
-  csrc/engine/cpu/isa.cpp
+  ${_lenet_cpu_sources}
 )
 target_include_directories(_core PRIVATE csrc)
-target_compile_definitions(_core PRIVATE LENET_VERSION="${PROJECT_VERSION}")
+target_compile_definitions(_core PRIVATE LENET_VERSION="${PROJECT_VERSION}" ${_lenet_cpu_defs})
+find_package(Threads REQUIRED)
+target_link_libraries(_core PRIVATE Threads::Threads)
 if(LENET_WITH_CUDA)
   target_compile_definitions(_core PRIVATE LENET_WITH_CUDA=1)
 endif()

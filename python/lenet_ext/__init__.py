@@ -1,5 +1,67 @@
-"""lenet_ext: fast batched LeNet inference (C++ core; numpy in, numpy out)."""
+"""lenet_ext: fast batched LeNet inference (C++ core; numpy in, numpy out).
 
-from ._core import __version__, build_info
+    engine = lenet_ext.load("artifacts/demo")        # dir, .onnx, .torchscript.pt or .pt2
+    labels, scores = engine.predict(images_uint8)     # [N,28,28] raw pixels, or float32 [N,1,S,S]
 
-__all__ = ["__version__", "build_info"]
+Loading an artifact directory or ``.onnx`` file needs no torch; ``.torchscript.pt``/``.pt2`` go
+through :mod:`lenet.artifacts` and do.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from lenet.spec import ArchSpec
+
+from ._core import CpuEngine, __version__, build_info
+from .engine import Engine, Prediction
+from .loaders import ArtifactError, as_spec, load_arrays, model_arrays
+
+__all__ = ["ArtifactError", "Engine", "Prediction", "__version__", "build_info", "from_state_dict",
+           "load"]
+
+DEVICES = ("cpu", "cuda")
+
+
+def _threads(threads: int | None) -> int:
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return threads
+
+
+def _make(arrays: tuple[dict[str, Any], dict[str, Any], Any], device: str, threads: int | None,
+          isa: str | None) -> Engine:
+    spec_dict, weights, connected = arrays
+    spec = ArchSpec.from_dict(spec_dict)
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected 'cpu' or 'cuda'")
+    if device == "cuda":
+        from . import _core
+        info = build_info()
+        if not info["cuda"] or not hasattr(_core, "CudaEngine"):
+            raise RuntimeError("device='cuda': this lenet_ext was built without CUDA "
+                               "(no nvcc at build time); use device='cpu'")
+        if info.get("cuda_devices", 0) < 1:
+            raise RuntimeError("device='cuda': no CUDA device is available; use device='cpu'")
+        core = _core.CudaEngine(spec_dict, weights, connected)
+        return Engine(core, spec, device)
+    core = CpuEngine(spec_dict, weights, connected, _threads(threads), isa or "")
+    return Engine(core, spec, device)
+
+
+def load(path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None, *,
+         isa: str | None = None) -> Engine:
+    """An engine for an artifact directory (manifest + model.onnx), ``.onnx``, ``.torchscript.pt``
+    or ``.pt2``. Checks the spec and the manifest's hashes. ``threads=None``: one per CPU.
+    ``isa`` (``avx512``/``avx2``/``baseline``) forces a kernel set, for tests."""
+    return _make(load_arrays(path), device, threads, isa)
+
+
+def from_state_dict(spec: ArchSpec | Mapping[str, Any] | str, state_dict: Mapping[str, Any],
+                    device: str = "cpu", threads: int | None = None, *,
+                    isa: str | None = None) -> Engine:
+    """An engine straight from a spec and a PyTorch-style state dict (numpy arrays or tensors)."""
+    return _make(model_arrays(as_spec(spec), state_dict), device, threads, isa)

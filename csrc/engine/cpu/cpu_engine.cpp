@@ -1,0 +1,158 @@
+#include "engine/cpu/cpu_engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <thread>
+
+namespace lenet::cpu {
+
+const KernelSet& kernels_for(Isa isa) {
+#if LENET_HAVE_AVX512
+  if (isa == Isa::Avx512) return kernels_avx512();
+#endif
+#if LENET_HAVE_AVX2
+  if (isa == Isa::Avx512 || isa == Isa::Avx2) return kernels_avx2();
+#endif
+  (void)isa;
+  return kernels_baseline();
+}
+
+namespace {
+
+// Per-thread, 64-byte aligned scratch shared by every engine on that thread (kernels only need it
+// for the duration of one task).
+struct Scratch {
+  float* p = nullptr;
+  size_t n = 0;
+  ~Scratch() { std::free(p); }
+  float* get(size_t floats) {
+    if (floats > n) {
+      std::free(p);
+      const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) { n = 0; throw std::bad_alloc(); }
+      n = floats;
+    }
+    return p;
+  }
+};
+thread_local Scratch tls_scratch;
+
+Isa runnable(Isa wanted) {
+  const Isa have = detect_isa();
+  return int(wanted) <= int(have) ? wanted : have;
+}
+
+}  // namespace
+
+CpuEngine::CpuEngine(Model model, int threads, Isa isa) : model_(std::move(model)) {
+  validate(model_);
+  kernels_ = &kernels_for(runnable(isa));
+  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  pool_ = std::make_unique<ThreadPool>(threads);
+  // Below about half a vector of images the wide path wastes more lanes than the small path
+  // loses to its junk lanes and scalar pooling.
+  small_limit_ = std::max(2, kernels_->lanes / 2);
+  pack_weights();
+}
+
+void CpuEngine::pack_weights() {
+  const Model& m = model_;
+  KernelParams& p = params_;
+  p.act = m.activation == Activation::Relu ? kActRelu : kActTanhLike;
+  if (m.activation == Activation::ScaledTanh) {
+    p.act_amp = 1.7159f; p.act_slope = 2.f / 3.f; p.act_add = 0.f;
+  } else if (m.activation == Activation::Sigmoid) {
+    p.act_amp = 0.5f; p.act_slope = 0.5f; p.act_add = 0.5f;  // sigmoid(a) = (1 + tanh(a/2)) / 2
+  }
+  p.pooling = m.pooling == Pooling::Trainable ? kPoolTrainable
+              : m.pooling == Pooling::Avg     ? kPoolAvg
+                                              : kPoolMax;
+  p.head = m.head == Head::Rbf ? kHeadRbf : kHeadLinear;
+  p.classes = m.num_classes;
+  p.c1_w = m.c1_w.data();
+  p.c1_b = m.c1_b.data();
+  p.s2_coef = m.pooling == Pooling::Trainable ? m.s2_coef.data() : nullptr;
+  p.s2_bias = m.pooling == Pooling::Trainable ? m.s2_bias.data() : nullptr;
+  p.s4_coef = m.pooling == Pooling::Trainable ? m.s4_coef.data() : nullptr;
+  p.s4_bias = m.pooling == Pooling::Trainable ? m.s4_bias.data() : nullptr;
+  p.c3_w = m.c3_w.data();
+  p.c3_b = m.c3_b.data();
+  for (int o = 0; o < kC3Maps; ++o) {
+    p.c3_fan_in[o] = 0;
+    for (int i = 0; i < kC1Maps; ++i)
+      if (m.c3_connected[o * kC1Maps + i]) p.c3_inputs[o][p.c3_fan_in[o]++] = i;
+  }
+  constexpr int kC5In = kC3Maps * 25;
+  c5_wt_.assign(size_t(kC5In) * kC5Ld, 0.f);
+  c5_b_.assign(kC5Ld, 0.f);
+  for (int u = 0; u < kC5Units; ++u) {
+    for (int k = 0; k < kC5In; ++k) c5_wt_[size_t(k) * kC5Ld + u] = m.c5_w[size_t(u) * kC5In + k];
+    c5_b_[u] = m.c5_b[u];
+  }
+  f6_wt_.assign(size_t(kC5Units) * kF6Ld, 0.f);
+  f6_b_.assign(kF6Ld, 0.f);
+  for (int u = 0; u < kF6Units; ++u) {
+    for (int k = 0; k < kC5Units; ++k) f6_wt_[size_t(k) * kF6Ld + u] = m.f6_w[size_t(u) * kC5Units + k];
+    f6_b_[u] = m.f6_b[u];
+  }
+  p.out_ld = round16(m.num_classes);
+  out_wt_.assign(size_t(kF6Units) * p.out_ld, 0.f);
+  out_b_.assign(p.out_ld, 0.f);
+  for (int c = 0; c < m.num_classes; ++c) {
+    for (int k = 0; k < kF6Units; ++k) out_wt_[size_t(k) * p.out_ld + c] = m.out_w[size_t(c) * kF6Units + k];
+    if (m.head == Head::Linear) out_b_[c] = m.out_b[c];
+  }
+  p.c5_wt = c5_wt_.data();
+  p.c5_b = c5_b_.data();
+  p.f6_wt = f6_wt_.data();
+  p.f6_b = f6_b_.data();
+  p.out_wt = out_wt_.data();
+  p.out_b = out_b_.data();
+  for (int v = 0; v < 256; ++v) {
+    const float ink = m.pre.invert ? 1.f - float(v) / 255.f : float(v) / 255.f;
+    p.lut[v] = m.pre.offset + m.pre.scale * ink;
+  }
+  // Pad pixels are zero-ink pixels, whatever the ink polarity.
+  p.background = m.pre.offset;
+  p.input_size = m.input_size;
+  p.c1_pad = m.c1_padding;
+}
+
+int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
+  const int64_t n = batch.n;
+  if (n <= 0) return -1;
+  if (batch.size != model_.input_size && !(batch.u8 && batch.size == 28))
+    throw std::invalid_argument("image size does not match the model input");
+  const KernelSet& k = *kernels_;
+  const size_t scratch = k.scratch_floats(params_);
+  std::atomic<int64_t> first_bad{-1};
+  auto mark_bad = [&](int64_t i) {
+    int64_t cur = first_bad.load();
+    while ((cur < 0 || i < cur) && !first_bad.compare_exchange_weak(cur, i)) {}
+  };
+  const bool small = n < small_limit_;
+  const int64_t tasks = small ? n : (n + k.lanes - 1) / k.lanes;
+  const std::function<void(int64_t)> task = [&](int64_t t) {
+    float* s = tls_scratch.get(scratch);
+    if (small) {
+      if (!k.run_small(params_, batch, t, s, scores)) mark_bad(t);
+    } else {
+      const int64_t first = t * k.lanes;
+      const int count = int(std::min<int64_t>(k.lanes, n - first));
+      if (!k.run_wide(params_, batch, first, count, s, scores)) {
+        // Which lane: re-check the images of this block one by one (rare, error path only).
+        for (int64_t i = first; i < first + count; ++i)
+          if (!k.run_small(params_, batch, i, s, scores)) { mark_bad(i); break; }
+      }
+    }
+  };
+  if (!pool_->try_run(tasks, task))
+    for (int64_t t = 0; t < tasks; ++t) task(t);  // pool busy with another caller's batch
+  return first_bad.load();
+}
+
+}  // namespace lenet::cpu

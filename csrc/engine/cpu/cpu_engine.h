@@ -1,0 +1,46 @@
+#pragma once
+// The CPU backend: a validated Model, its weights repacked for the kernels, the kernel set of the
+// running CPU and a thread pool. Thread-safe: scores() may be called from several threads at once.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/cpu/kernel_params.h"
+#include "engine/cpu/kernels.h"
+#include "engine/cpu/thread_pool.h"
+#include "engine/model.h"
+
+namespace lenet::cpu {
+
+class CpuEngine {
+ public:
+  // threads <= 0: one per hardware thread. isa: force an instruction set (tests); the best the
+  // CPU supports is used when it is not runnable here.
+  CpuEngine(Model model, int threads, Isa isa);
+  explicit CpuEngine(Model model, int threads = 0) : CpuEngine(std::move(model), threads, detect_isa()) {}
+
+  const Model& model() const { return model_; }
+  int threads() const { return pool_->size(); }
+  Isa isa() const { return kernels_->isa; }
+  int lanes() const { return kernels_->lanes; }
+
+  // scores[n][num_classes] for a validated batch. Returns -1, or the index of the first image
+  // that holds NaN/Inf (then scores are unspecified). Large batches are processed a block of
+  // `lanes` images at a time per thread: memory use does not grow with n.
+  int64_t scores(const InputBatch& batch, float* scores) const;
+
+  // Batches smaller than this take the small-batch path (one image at a time, positions in lanes).
+  int small_batch_limit() const { return small_limit_; }
+
+ private:
+  void pack_weights();
+
+  Model model_;
+  const KernelSet* kernels_;
+  KernelParams params_;
+  std::vector<float> c5_wt_, c5_b_, f6_wt_, f6_b_, out_wt_, out_b_;
+  std::unique_ptr<ThreadPool> pool_;
+  int small_limit_;
+};
+
+}  // namespace lenet::cpu

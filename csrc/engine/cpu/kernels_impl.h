@@ -1,0 +1,148 @@
+#pragma once
+// The whole network for one instruction set: input packing (with the spec's preprocessing) and
+// the fused stages, for the wide path (one image per lane) and the small-batch path (one image,
+// positions in lanes). Included once by each kernels_<isa>.cpp.
+#include "engine/cpu/fused_head.h"
+#include "engine/cpu/kernels.h"
+
+namespace lenet::cpu::LENET_ISA_NS {
+
+// ---- wide path -----------------------------------------------------------------------------
+// Scratch, in vectors: packed input 32x32, two C1 rows, S2, two C3 rows, S4, C5, F6, output.
+constexpr int kWideIn = 0;
+constexpr int kWideC1Rows = kWideIn + kIn * kIn;
+constexpr int kWideS2 = kWideC1Rows + 2 * kC1Size;
+constexpr int kWideC3Rows = kWideS2 + kC1Maps * kS2Size * kS2Size;
+constexpr int kWideS4 = kWideC3Rows + 2 * kC3Size;
+constexpr int kWideC5 = kWideS4 + kC3Maps * kS4Size * kS4Size;
+constexpr int kWideF6 = kWideC5 + kC5Ld;
+constexpr int kWideOut = kWideF6 + kF6Ld;
+
+// Value of packed position (y, x) that no raw pixel covers: the conv's zero padding outside the
+// model input, the preprocessing pad (background) inside it.
+static inline float fill_value(const KernelParams& kp, int size, int y, int x, bool* raw) {
+  const int lo = kp.c1_pad, hi = kp.c1_pad + kp.input_size;
+  if (y < lo || y >= hi || x < lo || x >= hi) { *raw = false; return 0.f; }
+  const int off = lo + (kp.input_size - size) / 2;
+  *raw = y >= off && y < off + size && x >= off && x < off + size;
+  return kp.background;
+}
+
+// Transposes `count` images into lanes, applying the preprocessing contract for uint8 input.
+// Lanes past `count` repeat the last image so they stay finite. Returns false on NaN/Inf.
+static bool pack_wide(const KernelParams& kp, const InputBatch& b, int64_t first, int count, vf* in) {
+  const int size = b.size;
+  const int off = kp.c1_pad + (kp.input_size - size) / 2;
+  for (int y = 0; y < kIn; ++y)
+    for (int x = 0; x < kIn; ++x) {
+      bool raw;
+      const float v = fill_value(kp, size, y, x, &raw);
+      if (!raw) in[y * kIn + x] = bcast(v);
+    }
+  float* f = reinterpret_cast<float*>(in);
+  const int64_t npix = int64_t(size) * size;
+  bool finite = true;
+  for (int l = 0; l < W; ++l) {
+    const int64_t img = first + (l < count ? l : count - 1);
+    if (b.u8) {
+      const uint8_t* p = b.u8 + img * npix;
+      for (int y = 0; y < size; ++y)
+        for (int x = 0; x < size; ++x) f[((off + y) * kIn + off + x) * W + l] = kp.lut[p[y * size + x]];
+    } else {
+      const float* p = b.f32 + img * npix;
+      float probe = 0.f;  // NaN*0 and Inf*0 are NaN: one multiply-add per pixel finds both
+      for (int y = 0; y < size; ++y)
+        for (int x = 0; x < size; ++x) {
+          const float v = p[y * size + x];
+          probe += v * 0.f;
+          f[((off + y) * kIn + off + x) * W + l] = v;
+        }
+      if (l < count && probe != probe) finite = false;
+    }
+  }
+  return finite;
+}
+
+static bool run_wide(const KernelParams& kp, const InputBatch& b, int64_t first, int count,
+                     float* scratch, float* scores) {
+  vf* s = reinterpret_cast<vf*>(scratch);
+  const bool finite = pack_wide(kp, b, first, count, s + kWideIn);
+  const Act act(kp);
+  c1_s2_wide(kp, act, s + kWideIn, s + kWideC1Rows, s + kWideS2);
+  c3_s4_wide(kp, act, s + kWideS2, s + kWideC3Rows, s + kWideS4);
+  head_wide(kp, act, s + kWideS4, s + kWideC5, s + kWideF6, s + kWideOut);
+  const float* out = reinterpret_cast<const float*>(s + kWideOut);
+  for (int l = 0; l < count; ++l)
+    for (int c = 0; c < kp.classes; ++c) scores[(first + l) * kp.classes + c] = out[c * W + l];
+  return finite;
+}
+
+// ---- small-batch path ------------------------------------------------------------------------
+constexpr int kSmallIn = 0;
+constexpr int kSmallC1 = kSmallIn + kSmallInLen;
+constexpr int kSmallS2 = kSmallC1 + kC1Maps * kSmallC1Len + 64;
+constexpr int kSmallC3 = kSmallS2 + kC1Maps * kSmallS2Map;
+constexpr int kSmallS4 = kSmallC3 + kC3Maps * kSmallC3Len;
+constexpr int kSmallC5 = kSmallS4 + kC3Maps * kS4Size * kS4Size;
+constexpr int kSmallF6 = kSmallC5 + kC5Ld;
+constexpr int kSmallOut = kSmallF6 + kF6Ld;
+
+static bool run_small(const KernelParams& kp, const InputBatch& b, int64_t index, float* scratch,
+                      float* scores) {
+  float* in = scratch + kSmallIn;
+  const int size = b.size;
+  const int off = kp.c1_pad + (kp.input_size - size) / 2;
+  for (int y = 0; y < kIn; ++y)
+    for (int x = 0; x < kIn; ++x) {
+      bool raw;
+      const float v = fill_value(kp, size, y, x, &raw);
+      if (!raw) in[y * kIn + x] = v;
+    }
+  std::memset(in + kIn * kIn, 0, (kSmallInLen - kIn * kIn) * sizeof(float));
+  bool finite = true;
+  const int64_t npix = int64_t(size) * size;
+  if (b.u8) {
+    const uint8_t* p = b.u8 + index * npix;
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size; ++x) in[(off + y) * kIn + off + x] = kp.lut[p[y * size + x]];
+  } else {
+    const float* p = b.f32 + index * npix;
+    float probe = 0.f;
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size; ++x) {
+        const float v = p[y * size + x];
+        probe += v * 0.f;
+        in[(off + y) * kIn + off + x] = v;
+      }
+    finite = probe == probe;
+  }
+  const Act act(kp);
+  float* s2 = scratch + kSmallS2;
+  c1_small(kp, act, in, scratch + kSmallC1);
+  for (int m = 0; m < kC1Maps; ++m)  // slack read by C3's junk lanes: keep it finite
+    std::memset(s2 + m * kSmallS2Map + kS2Size * kSmallS2Stride, 0,
+                (kSmallS2Map - kS2Size * kSmallS2Stride) * sizeof(float));
+  s2_small(kp, act, scratch + kSmallC1, s2);
+  c3_small(kp, act, s2, scratch + kSmallC3);
+  float* s4 = scratch + kSmallS4;
+  s4_small(kp, scratch + kSmallC3, s4);
+  if (kp.pooling == kPoolTrainable) squash_small(act, s4, kC3Maps * kS4Size * kS4Size);
+  float* c5 = scratch + kSmallC5;
+  dense_small(s4, kC3Maps * 25, kp.c5_wt, kC5Ld, kp.c5_b, kC5Ld, false, c5);
+  squash_small(act, c5, kC5Ld);
+  float* f6 = scratch + kSmallF6;
+  dense_small(c5, kC5Units, kp.f6_wt, kF6Ld, kp.f6_b, kF6Ld, false, f6);
+  squash_small(act, f6, kF6Ld);
+  float* out = scratch + kSmallOut;
+  dense_small(f6, kF6Units, kp.out_wt, kp.out_ld, kp.out_b, kp.out_ld, kp.head == kHeadRbf, out);
+  std::memcpy(scores + index * kp.classes, out, kp.classes * sizeof(float));
+  return finite;
+}
+
+static size_t scratch_floats(const KernelParams& kp) {
+  const size_t wide = size_t(kWideOut + round16(kp.classes)) * W;
+  const size_t small = size_t(kSmallOut + kp.out_ld);
+  return wide > small ? wide : small;
+}
+
+}  // namespace lenet::cpu::LENET_ISA_NS

@@ -1,0 +1,25 @@
+#pragma once
+// Squashing functions and subsampling on vectors (included by the ISA units after vec.h).
+#include "engine/cpu/kernel_params.h"
+#include "engine/cpu/vec.h"
+
+namespace lenet::cpu::LENET_ISA_NS {
+
+struct Act {
+  bool relu;
+  vf amp, slope, add;
+  explicit Act(const KernelParams& kp)
+      : relu(kp.act == kActRelu), amp(bcast(kp.act_amp)), slope(bcast(kp.act_slope)),
+        add(bcast(kp.act_add)) {}
+  vf operator()(vf a) const { return relu ? vmax(a, vf{}) : add + amp * vtanh(slope * a); }
+};
+
+// One 2x2 subsampling unit: trainable (sum * coef + bias, squashed), average or max.
+static inline vf pool4(int kind, vf a, vf b, vf c, vf d, float coef, float bias, const Act& act) {
+  if (kind == kPoolMax) return vmax(vmax(a, b), vmax(c, d));
+  const vf s = (a + b) + (c + d);
+  if (kind == kPoolAvg) return s * 0.25f;
+  return act(s * coef + bias);
+}
+
+}  // namespace lenet::cpu::LENET_ISA_NS

@@ -1,0 +1,112 @@
+"""The engine object: input validation and conversion in front of the C++ core."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lenet.spec import ArchSpec
+
+
+class Prediction(NamedTuple):
+    """``labels``: int64 [N], the most likely class; ``scores``: float32 [N, classes]
+    (larger = more likely; for the RBF head, minus the distances to the prototypes)."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    """numpy arrays as they are; torch tensors and other DLPack producers without a copy."""
+    if isinstance(x, np.ndarray):
+        return x
+    mod = type(x).__module__
+    if mod.startswith("torch"):
+        device = getattr(x, "device", None)
+        if device is not None and getattr(device, "type", "cpu") != "cpu":
+            raise ValueError(f"input tensor is on {device}; move it to the CPU (or load the engine "
+                             "with device='cuda')")
+        if getattr(x, "requires_grad", False):
+            x = x.detach()
+        if getattr(x, "is_conj", lambda: False)() or getattr(x, "is_neg", lambda: False)():
+            x = x.resolve_conj().resolve_neg()
+    if hasattr(x, "__dlpack__"):
+        try:
+            return np.from_dlpack(x)
+        except (TypeError, BufferError, RuntimeError):
+            pass
+    if hasattr(x, "numpy") and mod.startswith("torch"):
+        return x.numpy()
+    return np.asarray(x)
+
+
+class Engine:
+    """A loaded network. ``scores(x)`` / ``predict(x)`` take a batch:
+
+    * uint8 raw pixels ``[N, 28, 28]`` or ``[N, S, S]`` (S = the spec's ``input_size``; a
+      ``[N, 1, H, W]`` channel axis is accepted too): the spec's preprocessing (ink polarity,
+      padding, scale/offset) is applied inside the first kernel;
+    * float32 ``[N, 1, S, S]`` already normalized.
+
+    numpy arrays or torch tensors (CPU, through DLPack, no copy when contiguous); any strides.
+    N = 0 returns empty results. Thread-safe: one engine may be called from several threads.
+    """
+
+    def __init__(self, core: Any, spec: ArchSpec, device: str) -> None:
+        self._core = core
+        self.spec = spec
+        self.device = device
+        self.num_classes = spec.num_classes
+        self.class_names = spec.class_names
+
+    @property
+    def threads(self) -> int:
+        return self._core.threads
+
+    @property
+    def isa(self) -> str:
+        return self._core.isa
+
+    def __repr__(self) -> str:
+        return (f"<lenet_ext.Engine {self.spec.arch} device={self.device} isa={self.isa} "
+                f"threads={self.threads}>")
+
+    def _prepare(self, x: Any) -> np.ndarray:
+        a = _as_numpy(x)
+        size = self.spec.input_size
+        if a.dtype == np.uint8:
+            if a.ndim == 4:
+                if a.shape[1] != 1:
+                    raise ValueError(f"expected 1 channel, got {a.shape[1]} (shape {a.shape})")
+                a = a[:, 0]
+            if a.ndim != 3:
+                raise ValueError(f"uint8 input must have rank 3 [N, H, W] (or [N, 1, H, W]); "
+                                 f"got rank {a.ndim}, shape {a.shape}")
+            if a.shape[1:] not in ((28, 28), (size, size)):
+                raise ValueError(f"uint8 images must be 28x28 or {size}x{size}; got shape {a.shape}")
+        elif a.dtype == np.float32:
+            if a.ndim != 4:
+                raise ValueError(f"float32 input must have rank 4 [N, 1, {size}, {size}]; "
+                                 f"got rank {a.ndim}, shape {a.shape}")
+            if a.shape[1] != 1:
+                raise ValueError(f"expected 1 channel, got {a.shape[1]} (shape {a.shape})")
+            if a.shape[2:] != (size, size):
+                raise ValueError(f"float32 images must be {size}x{size} (normalized model input); "
+                                 f"got shape {a.shape}")
+            a = a[:, 0]
+        else:
+            raise ValueError(f"expected uint8 raw pixels or float32 normalized input; got dtype {a.dtype}")
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        return a
+
+    def scores(self, x: Any) -> np.ndarray:
+        """float32 [N, classes], larger = more likely."""
+        return self._core.scores(self._prepare(x))
+
+    def predict(self, x: Any) -> Prediction:
+        s = self.scores(x)
+        return Prediction(s.argmax(axis=1).astype(np.int64), s)
+
+    __call__ = scores
