@@ -1,0 +1,298 @@
+"""lenet-bench: lenet_ext against the tools a user would pick instead (DESIGN.md §6).
+
+One process, one run, the same images for everyone, the same thread budget:
+
+* lenet_ext, fed raw uint8 pixels (its first kernel applies the preprocessing contract) and
+  already-normalized float32;
+* PyTorch eager (``inference_mode``), TorchScript (frozen + ``optimize_for_inference``),
+  ONNX Runtime (best of 1/N intra-op threads × spinning on/off), OpenCV DNN — all fed the
+  normalized float32 batch, so preprocessing is free for them.
+
+For each batch size it prints images/s, p50 latency of one call, the ratio to the best peer and
+the fraction of this machine's FP32 matrix-multiply rate (measured here with an sgemm) that the
+model's *real* multiply-accumulates reach (LeCun's C3 table is cheaper than a dense conv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .spec import ArchSpec
+
+
+@dataclass
+class Row:
+    batch: int
+    engine: str
+    config: str
+    images_per_s: float
+    p50_ms: float
+    ratio_to_best_peer: float | None = None
+    fraction_of_sgemm: float | None = None
+    peer: bool = True
+
+
+def model_macs(spec: ArchSpec) -> int:
+    """Multiply-accumulates of one image, counting only connections that exist."""
+    c3_pairs = 60 if spec.c3_table == "lecun" else 96
+    return (6 * 28 * 28 * 25 + c3_pairs * 10 * 10 * 25 + 120 * 400 + 84 * 120
+            + spec.num_classes * 84)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def sgemm_gflops(threads: int, seconds: float = 1.0) -> tuple[float, str]:
+    """Best FP32 matmul rate this process reaches (numpy's BLAS and torch's, several sizes)."""
+    import torch
+
+    best, how = 0.0, ""
+    for n in (1024, 2048):
+        a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+        b = a.copy()
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        for name, fn in (("numpy", lambda: a @ b), ("torch", lambda: torch.mm(ta, tb))):
+            fn()
+            times = []
+            t_end = time.perf_counter() + seconds / 4
+            while time.perf_counter() < t_end or len(times) < 3:
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            rate = 2 * n**3 / min(times) / 1e9
+            if rate > best:
+                best, how = rate, f"{name} sgemm {n}x{n}"
+    return best, how
+
+
+def time_calls(fn: Callable[[], Any], batch: int, seconds: float, min_calls: int = 3
+               ) -> tuple[float, float]:
+    """(images/s, p50 seconds per call) after a warm-up."""
+    fn()
+    fn()
+    times: list[float] = []
+    t_end = time.perf_counter() + seconds
+    while len(times) < min_calls or time.perf_counter() < t_end:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return batch * len(times) / sum(times), statistics.median(times)
+
+
+def normalize(images: np.ndarray, spec: ArchSpec) -> np.ndarray:
+    """The preprocessing contract in numpy: uint8 [N,28,28] -> float32 [N,1,S,S]."""
+    pre = spec.preprocessing
+    ink = images.astype(np.float32) / 255.0
+    if pre.ink != "white_on_black":
+        ink = 1.0 - ink
+    x = (pre.offset + pre.scale * ink).astype(np.float32)
+    p = pre.pad
+    if p:
+        x = np.pad(x, ((0, 0), (p, p), (p, p)), constant_values=np.float32(pre.offset))
+    return np.ascontiguousarray(x[:, None])
+
+
+def eager_model(artifact: Path, spec: ArchSpec):
+    import torch
+
+    from .models import build_model
+
+    state = None
+    try:
+        from .artifacts import load_artifact  # the export engineer's loader, when present
+
+        state = load_artifact(artifact).state_dict
+    except ImportError:
+        from lenet_ext.loaders import read_onnx
+
+        _, state = read_onnx(artifact / "model.onnx")
+    model = build_model(spec)
+    own = model.state_dict()
+    model.load_state_dict({k: torch.as_tensor(np.array(state[k])) for k in own})
+    return model.eval()
+
+
+def peers(artifact: Path, spec: ArchSpec, threads: int) -> list[tuple[str, str, Callable]]:
+    """(engine, config, make_fn(x_float) -> call) for every peer that loads here."""
+    import torch
+
+    out: list[tuple[str, str, Callable]] = []
+    model = eager_model(artifact, spec)
+
+    def eager(x):
+        t = torch.from_numpy(x)
+
+        def call():
+            with torch.inference_mode():
+                return model(t)
+        return call
+    out.append(("PyTorch eager", f"{threads} threads", eager))
+
+    ts_path = artifact / "model.torchscript.pt"
+    if ts_path.is_file():
+        ts = torch.jit.load(str(ts_path), map_location="cpu").eval()
+        how = "model.torchscript.pt"
+    else:
+        ts = torch.jit.trace(model, torch.zeros(1, 1, spec.input_size, spec.input_size))
+        how = "traced"
+    ts = torch.jit.optimize_for_inference(torch.jit.freeze(ts.eval()))
+
+    def script(x):
+        t = torch.from_numpy(x)
+
+        def call():
+            with torch.inference_mode():
+                return ts(t)
+        return call
+    out.append(("TorchScript", f"{how}, frozen+optimized", script))
+
+    try:
+        import onnxruntime as ort
+
+        for intra in sorted({1, threads}):
+            for spin in (0, 1):
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = intra
+                so.inter_op_num_threads = 1
+                so.add_session_config_entry("session.intra_op.allow_spinning", str(spin))
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                sess = ort.InferenceSession(str(artifact / "model.onnx"), so,
+                                            providers=["CPUExecutionProvider"])
+                name = sess.get_inputs()[0].name
+
+                def run(x, sess=sess, name=name):
+                    return lambda: sess.run(None, {name: x})
+                out.append(("ONNX Runtime", f"intra_op={intra} spin={spin}", run))
+    except Exception as exc:  # noqa: BLE001 - a peer that does not load is reported, not fatal
+        print(f"lenet-bench: ONNX Runtime unavailable: {exc}", file=sys.stderr)
+
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)
+        net = cv2.dnn.readNetFromONNX(str(artifact / "model.onnx"))
+        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        net.setInput(np.zeros((1, 1, spec.input_size, spec.input_size), np.float32))
+        net.forward()
+
+        def opencv(x):
+            def call():
+                net.setInput(x)
+                return net.forward()
+            return call
+        out.append(("OpenCV DNN", f"{threads} threads", opencv))
+    except Exception as exc:  # noqa: BLE001
+        print(f"lenet-bench: OpenCV DNN cannot run this model: {str(exc).splitlines()[0][:200]}",
+              file=sys.stderr)
+    return out
+
+
+def run_cpu(args: argparse.Namespace) -> list[Row]:
+    import torch
+
+    import lenet_ext
+
+    artifact = Path(args.artifact)
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    engine = lenet_ext.load(artifact, threads=threads)
+    spec = engine.spec
+    macs = model_macs(spec)
+    gflops, how = sgemm_gflops(threads)
+    print(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs, lenet_ext ISA {engine.isa}, "
+          f"threads {threads}")
+    print(f"FP32 matmul rate: {gflops:.1f} GFLOP/s ({how}); model: {spec.arch}, "
+          f"{macs:,} real MACs/image")
+    peer_list = peers(artifact, spec, threads)
+    rng = np.random.default_rng(0)
+    rows: list[Row] = []
+    for n in args.batch_sizes:
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        x = normalize(images, spec)
+        best: dict[str, Row] = {}
+        for name, config, make in peer_list:
+            ips, p50 = time_calls(make(x), n, args.seconds)
+            row = Row(n, name, config, ips, p50 * 1e3)
+            if name not in best or ips > best[name].images_per_s:
+                best[name] = row
+        mine = []
+        for label, data in (("lenet_ext", images), ("lenet_ext float32", x)):
+            ips, p50 = time_calls(lambda d=data: engine.scores(d), n, args.seconds)
+            mine.append(Row(n, label, f"{engine.isa}, {engine.threads} threads, "
+                            + ("uint8 in" if data is images else "float32 in"),
+                            ips, p50 * 1e3, peer=False))
+        top = max(r.images_per_s for r in best.values()) if best else None
+        for r in mine + sorted(best.values(), key=lambda r: -r.images_per_s):
+            r.ratio_to_best_peer = r.images_per_s / top if top else None
+            r.fraction_of_sgemm = 2 * macs * r.images_per_s / (gflops * 1e9)
+            rows.append(r)
+    print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "machine": cpu_name(), "logical_cpus": os.cpu_count(), "threads": threads,
+            "isa": engine.isa, "sgemm_gflops": gflops, "sgemm": how, "arch": spec.arch,
+            "macs_per_image": macs, "rows": [asdict(r) for r in rows]}, indent=2))
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    head = f"{'batch':>6}  {'engine':<18} {'config':<36} {'images/s':>11} {'p50 ms':>9} " \
+           f"{'vs best peer':>12} {'% sgemm':>8}"
+    print(head)
+    print("-" * len(head))
+    last = None
+    for r in rows:
+        if last is not None and r.batch != last:
+            print()
+        last = r.batch
+        ratio = f"{r.ratio_to_best_peer:.2f}x" if r.ratio_to_best_peer is not None else "-"
+        frac = f"{100 * r.fraction_of_sgemm:.1f}%" if r.fraction_of_sgemm is not None else "-"
+        print(f"{r.batch:>6}  {r.engine:<18} {r.config[:36]:<36} {r.images_per_s:>11,.0f} "
+              f"{r.p50_ms:>9.3f} {ratio:>12} {frac:>8}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="lenet-bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("artifact", help="artifact directory written by lenet-export")
+    ap.add_argument("--batch-sizes", default="1,16,256,4096",
+                    type=lambda s: [int(v) for v in s.split(",") if v])
+    ap.add_argument("--threads", type=int, default=None, help="thread budget (default: all CPUs)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="timing budget per cell")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--json", help="also write the results to this file")
+    args = ap.parse_args(argv)
+    if not Path(args.artifact, "manifest.json").is_file():
+        ap.error(f"{args.artifact}: not an artifact directory (no manifest.json); run lenet-export")
+    if args.device == "cuda":
+        try:
+            from . import bench_cuda
+        except ImportError:
+            print("lenet-bench: --device cuda needs lenet.bench_cuda (the CUDA benchmark), "
+                  "which this installation does not have", file=sys.stderr)
+            return 2
+        return int(bench_cuda.run(args) or 0)
+    run_cpu(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
