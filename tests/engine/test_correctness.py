@@ -1,0 +1,139 @@
+"""lenet_ext scores against PyTorch eager in float64, for every arch, batch size, input kind."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+import lenet_ext
+
+from .conftest import FASHION_DIR, assert_scores_close, make_model, normalize, reference_scores
+
+RNG = np.random.default_rng(1234)
+IMAGES = RNG.integers(0, 256, (4133, 28, 28), dtype=np.uint8)
+# Real-looking sparse strokes too: mostly background, a few saturated pixels.
+IMAGES[::3] = np.where(RNG.random((len(IMAGES[::3]), 28, 28)) < 0.8, 0, 255)
+
+
+@pytest.fixture(scope="module")
+def reference(model_and_engine):
+    model, _ = model_and_engine
+    return reference_scores(model, normalize(IMAGES, model.spec))
+
+
+def test_every_batch_size_1_to_70(model_and_engine, reference):
+    _, engine = model_and_engine
+    for n in range(1, 71):
+        start = (n * 37) % 1000
+        assert_scores_close(engine.scores(IMAGES[start:start + n]), reference[start:start + n])
+
+
+@pytest.mark.parametrize("n", [127, 1000, 4133])
+def test_large_batches(model_and_engine, reference, n):
+    _, engine = model_and_engine
+    assert_scores_close(engine.scores(IMAGES[:n]), reference[:n])
+
+
+def test_empty_batch(model_and_engine):
+    _, engine = model_and_engine
+    labels, scores = engine.predict(IMAGES[:0])
+    assert scores.shape == (0, engine.num_classes) and labels.shape == (0,)
+    assert labels.dtype == np.int64
+
+
+def test_predict_is_argmax(model_and_engine):
+    _, engine = model_and_engine
+    labels, scores = engine.predict(IMAGES[:33])
+    assert np.array_equal(labels, scores.argmax(1))
+
+
+@pytest.mark.parametrize("n", [1, 5, 16, 45])
+def test_float_input_and_strides(model_and_engine, reference, n):
+    model, engine = model_and_engine
+    x = normalize(IMAGES[:2 * n], model.spec).astype(np.float32)
+    assert_scores_close(engine.scores(x[:n]), reference[:n])
+    assert_scores_close(engine.scores(x[::2]), reference[:2 * n:2])       # strided batch
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # Fortran-ish
+    assert not xt.flags.c_contiguous
+    assert_scores_close(engine.scores(xt[:n]), reference[:n])
+
+
+@pytest.mark.parametrize("n", [1, 7, 40])
+def test_uint8_strides_and_channel_axis(model_and_engine, reference, n):
+    _, engine = model_and_engine
+    assert_scores_close(engine.scores(IMAGES[:2 * n:2]), reference[:2 * n:2])
+    assert_scores_close(engine.scores(IMAGES[:n, None]), reference[:n])
+    big = np.zeros((n, 40, 40), np.uint8)
+    big[:, 3:31, 5:33] = IMAGES[:n]
+    assert_scores_close(engine.scores(big[:, 3:31, 5:33]), reference[:n])
+
+
+def test_uint8_at_model_input_size(model_and_engine):
+    model, engine = model_and_engine
+    size = model.spec.input_size
+    if size == 28:
+        pytest.skip("input_size 28: the 28x28 case is the raw case")
+    raw = RNG.integers(0, 256, (21, size, size), dtype=np.uint8)
+    assert_scores_close(engine.scores(raw), reference_scores(model, normalize(raw, model.spec)))
+
+
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_torch_tensors(model_and_engine, reference, n):
+    model, engine = model_and_engine
+    t = torch.from_numpy(IMAGES[:2 * n].copy())
+    assert_scores_close(engine.scores(t[:n]), reference[:n])
+    assert_scores_close(engine.scores(t[::2]), reference[:2 * n:2])
+    xf = torch.from_numpy(normalize(IMAGES[:n], model.spec).astype(np.float32)).requires_grad_()
+    assert_scores_close(engine.scores(xf), reference[:n])
+
+
+@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_every_isa_and_thread_count(model_and_engine, reference, isa, threads):
+    model, _ = model_and_engine
+    engine = lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=threads, isa=isa)
+    for n in (1, 2, 9, 17, 333):
+        assert_scores_close(engine.scores(IMAGES[:n]), reference[:n])
+
+
+def test_concurrent_python_threads(model_and_engine, reference):
+    _, engine = model_and_engine
+    jobs = [(s, n) for s in range(0, 3000, 250) for n in (1, 5, 64, 250)]
+    with cf.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda j: engine.scores(IMAGES[j[0]:j[0] + j[1]]), jobs))
+    for (s, n), got in zip(jobs, results):
+        assert_scores_close(got, reference[s:s + n])
+
+
+def read_idx(path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@pytest.fixture(scope="module")
+def fashion_test_images():
+    path = FASHION_DIR / "t10k-images-idx3-ubyte.gz"
+    if not path.is_file():
+        pytest.skip(f"Fashion-MNIST not installed ({path}; apt-get install dataset-fashion-mnist)")
+    return read_idx(path)
+
+
+def test_fashion_mnist_labels_agree(arch, fashion_test_images):
+    """All 10,000 real test images: same scores, same labels except true near-ties."""
+    model = make_model(arch, seed=7)
+    engine = lenet_ext.from_state_dict(model.spec, model.state_dict())
+    ref = reference_scores(model, normalize(fashion_test_images, model.spec))
+    labels, scores = engine.predict(fashion_test_images)
+    assert_scores_close(scores, ref)
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    scale = np.maximum(np.abs(ref).max(axis=1), 1.0)
+    decided = (top2[:, 1] - top2[:, 0]) > 1e-4 * scale
+    assert decided.sum() > 9000
+    assert np.array_equal(labels[decided], ref.argmax(1)[decided])
