@@ -27,7 +27,7 @@ from lenet.train import parse_args, train
 # name: (target, lenet-train arguments)
 RECIPES: dict[str, tuple[float, list[str]]] = {
     "lenet5-mnist-sample": (0.98, ["--arch", "lenet5", "--dataset", "mnist-sample", "--epochs", "40",
-                                   "--augment", "--lr", "3e-3"]),
+                                   "--augment"]),
     "lenet-d2l-fashion-d2l-recipe": (0.814, ["--arch", "lenet-d2l", "--dataset", "fashion-mnist", "--epochs", "10",
                                              "--optimizer", "sgd", "--lr", "0.9", "--momentum", "0",
                                              "--batch-size", "256", "--schedule", "none"]),
@@ -53,29 +53,32 @@ def main() -> int:
     p.add_argument("--out", default="results/accuracy", help="directory for runs and the tables")
     p.add_argument("--only", nargs="*", choices=sorted(RECIPES), help="run just these recipes")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="run every recipe once per seed (default: seed 0 only)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table_json = out / "accuracy.json"
     results = json.loads(table_json.read_text()) if table_json.exists() else {}
 
-    for name in args.only or list(RECIPES):
+    for name, seed in [(n, s) for n in (args.only or list(RECIPES)) for s in args.seeds]:
         target, recipe = RECIPES[name]
-        argv = [*recipe, "--out", str(out / name), "--quiet", "--device", "cpu"]
+        run = f"{name}-seed{seed}"
+        argv = [*recipe, "--seed", str(seed), "--out", str(out / run), "--quiet", "--device", "cpu"]
         if args.data_dir:
             argv += ["--data-dir", args.data_dir]
         t0 = time.perf_counter()
         model, final = train(parse_args(argv))
         wall = time.perf_counter() - t0
-        results[name] = {
+        results[run] = {
             "arch": model.spec.arch, "dataset": recipe[recipe.index("--dataset") + 1],
-            "recipe": " ".join(recipe), "epochs": final["epoch"], "parameters": count_parameters(model),
+            "recipe": " ".join(recipe), "seed": seed, "epochs": final["epoch"], "parameters": count_parameters(model),
             "test_accuracy": final["test_acc"], "target": target, "met": final["test_acc"] >= target,
             "wall_seconds": round(wall, 1), "train_images_per_s": round(final["images_per_s"]),
             "machine": machine(),
         }
         table_json.write_text(json.dumps(results, indent=2))
-        print(f"{name}: test accuracy {final['test_acc']:.4f} (target {target}) in {wall:.0f} s", file=sys.stderr)
+        print(f"{run}: test accuracy {final['test_acc']:.4f} (target {target}) in {wall:.0f} s", file=sys.stderr)
 
     lines = ["| recipe | arch | dataset | params | epochs | test accuracy | target | wall | train img/s |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]

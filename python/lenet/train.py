@@ -43,9 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="mnist-sample (offline, 4,000 train / 1,000 test, default), mnist, fashion-mnist")
     p.add_argument("--data-dir", default=None, help="where torchvision datasets live (default ./data or $LENET_DATA_DIR)")
     p.add_argument("--epochs", type=int, default=10, help="total epochs (default 10)")
-    p.add_argument("--batch-size", type=int, default=64, help="per-process batch size (default 64)")
+    p.add_argument("--batch-size", type=int, default=32, help="per-process batch size (default 32)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="default adam")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 3e-3 adam, 0.1 sgd)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3 adam, 0.01 sgd)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", choices=("cosine", "step", "none"), default="cosine",
@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.batch_size < 1:
         p.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.lr is None:
-        args.lr = 3e-3 if args.optimizer == "adam" else 0.1
+        args.lr = 2e-3 if args.optimizer == "adam" else 0.01
     if args.lr <= 0:
         p.error(f"--lr must be positive, got {args.lr}")
     return args
