@@ -1,0 +1,205 @@
+"""Bad input and bad artifacts: a Python exception that names the problem, never a crash."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lenet_ext
+from lenet_ext import ArtifactError
+
+from .conftest import assert_scores_close, make_model, normalize, reference_scores
+
+
+@pytest.fixture(scope="module")
+def engine():
+    model = make_model("lenet5")
+    return lenet_ext.from_state_dict(model.spec, model.state_dict())
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.zeros((28, 28), np.uint8), "rank"),
+    (np.zeros((2, 3, 28, 28, 1), np.uint8), "channel|rank"),
+    (np.zeros((2, 3, 28, 28), np.uint8), "channel"),
+    (np.zeros((2, 27, 28), np.uint8), "28x28"),
+    (np.zeros((2, 30, 30), np.uint8), "28x28"),
+    (np.zeros((2, 28, 28), np.float64), "dtype"),
+    (np.zeros((2, 28, 28), np.int32), "dtype"),
+    (np.zeros((2, 32, 32), np.float32), "rank"),
+    (np.zeros((2, 2, 32, 32), np.float32), "channel"),
+    (np.zeros((2, 1, 28, 28), np.float32), "32x32"),
+    (np.zeros((3,), np.uint8), "rank"),
+])
+def test_bad_input_is_named(engine, x, message):
+    with pytest.raises(ValueError, match=message):
+        engine.scores(x)
+
+
+@pytest.mark.parametrize("n", [1, 5, 16, 37])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input(engine, n, bad):
+    x = np.zeros((n, 1, 32, 32), np.float32)
+    x[n - 1, 0, 7, 9] = bad
+    with pytest.raises(ValueError, match=f"image {n - 1} contains NaN or Inf"):
+        engine.scores(x)
+
+
+def test_cuda_tensor_or_device():
+    model = make_model("lenet-relu")
+    info = lenet_ext.build_info()
+    if info["cuda_devices"] == 0:
+        with pytest.raises(RuntimeError, match="CUDA"):
+            lenet_ext.from_state_dict(model.spec, model.state_dict(), device="cuda")
+    with pytest.raises(ValueError, match="device"):
+        lenet_ext.from_state_dict(model.spec, model.state_dict(), device="tpu")
+    for threads in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=threads)
+
+
+def test_unknown_arch_and_wrong_shapes():
+    model = make_model("lenet5")
+    spec = model.spec.to_dict()
+    state = model.state_dict()
+    with pytest.raises(ValueError, match="unknown arch 'lenet7'"):
+        lenet_ext.from_state_dict({**spec, "arch": "lenet7"}, state)
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        lenet_ext.from_state_dict({**spec, "activation": "gelu"}, state)
+    bad = dict(state)
+    bad["c5.weight"] = torch.zeros(120, 16, 4, 4)
+    with pytest.raises(ArtifactError, match=r"c5.weight.*\(120, 16, 4, 4\)"):
+        lenet_ext.from_state_dict(spec, bad)
+    missing = {k: v for k, v in state.items() if k != "f6.bias"}
+    with pytest.raises(ArtifactError, match="missing weight 'f6.bias'"):
+        lenet_ext.from_state_dict(spec, missing)
+    nan = dict(state)
+    nan["f6.bias"] = torch.full((84,), float("nan"))
+    with pytest.raises(ArtifactError, match="NaN"):
+        lenet_ext.from_state_dict(spec, nan)
+
+
+# --- artifacts ---------------------------------------------------------------------------------
+
+def test_artifact_dir_and_onnx(artifact_dir):
+    model, path = artifact_dir
+    x = np.random.default_rng(5).integers(0, 256, (19, 28, 28), dtype=np.uint8)
+    ref = reference_scores(model, normalize(x, model.spec))
+    for target in (path, path / "model.onnx", str(path)):
+        engine = lenet_ext.load(target, threads=2)
+        assert engine.spec == model.spec
+        assert_scores_close(engine.scores(x), ref)
+
+
+def test_torchscript_artifact(artifact_dir):
+    pytest.importorskip("lenet.artifacts", reason="lenet.artifacts (lenet-export) not there yet")
+    model, path = artifact_dir
+    x = np.random.default_rng(6).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    engine = lenet_ext.load(path / "model.torchscript.pt")
+    assert_scores_close(engine.scores(x), reference_scores(model, normalize(x, model.spec)))
+
+
+def copy_artifact(src, tmp_path):
+    dst = tmp_path / "art"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_hash_mismatch_and_truncation(artifact_dir, tmp_path):
+    _, src = artifact_dir
+    d = copy_artifact(src, tmp_path)
+    data = bytearray((d / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (d / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="sha256"):
+        lenet_ext.load(d)
+    (d / "model.onnx").write_bytes(bytes(data[:100]))
+    with pytest.raises(ArtifactError, match="bytes.*truncated"):
+        lenet_ext.load(d)
+    with pytest.raises(ArtifactError, match="truncated"):
+        lenet_ext.load(d / "model.onnx")
+
+
+def test_bad_manifests(artifact_dir, tmp_path):
+    _, src = artifact_dir
+    d = copy_artifact(src, tmp_path)
+    manifest = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps({**manifest, "spec": {**manifest["spec"],
+                                                                     "arch": "lenet9"}}))
+    with pytest.raises(ArtifactError, match="unknown arch 'lenet9'"):
+        lenet_ext.load(d)
+    (d / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        lenet_ext.load(d)
+    (d / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match="no manifest.json"):
+        lenet_ext.load(d)
+    with pytest.raises(ArtifactError, match="no such file"):
+        lenet_ext.load(tmp_path / "nothing.onnx")
+    (d / "model.bin").write_bytes(b"\0" * 10)
+    with pytest.raises(ArtifactError, match="expected an artifact directory"):
+        lenet_ext.load(d / "model.bin")
+
+
+def test_onnx_with_wrong_weight_shape(artifact_dir, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    model, src = artifact_dir
+    proto = onnx.load(str(src / "model.onnx"))
+    for i, init in enumerate(proto.graph.initializer):
+        if init.name == "f6.weight":
+            proto.graph.initializer[i].CopyFrom(
+                numpy_helper.from_array(np.zeros((84, 119), np.float32), "f6.weight"))
+    onnx.save(proto, str(tmp_path / "m.onnx"))
+    with pytest.raises(ArtifactError, match=r"f6.weight.*\(84, 119\)"):
+        lenet_ext.load(tmp_path / "m.onnx")
+
+
+# --- fuzzing -----------------------------------------------------------------------------------
+
+DTYPES = [np.uint8, np.int8, np.uint16, np.float16, np.float32, np.float64, np.int64, np.bool_]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=st.lists(st.integers(0, 40), min_size=0, max_size=5),
+       dtype=st.sampled_from(DTYPES), step=st.integers(1, 3), data=st.data())
+def test_fuzz_input_validation(engine, shape, dtype, step, data):
+    size = int(np.prod(shape)) if shape else 1
+    if size > 200_000:
+        return
+    x = np.zeros(shape, dtype)
+    if x.ndim and x.shape[0]:
+        x = x[::step]
+        if data.draw(st.booleans()) and x.ndim >= 2:
+            x = np.swapaxes(x, -1, -2)
+    try:
+        scores = engine.scores(x)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert scores.shape == (x.shape[0], 10) and np.isfinite(scores).all()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.floats(0.0, 1.0), flip=st.integers(0, 10**9))
+def test_fuzz_truncated_and_flipped_onnx(artifact_dir, tmp_path_factory, cut, flip):
+    _, src = artifact_dir
+    data = bytearray((src / "model.onnx").read_bytes())
+    d = tmp_path_factory.mktemp("fuzz")
+    data = data[:int(len(data) * cut)]
+    if data:
+        data[flip % len(data)] ^= 0x5A
+    (d / "m.onnx").write_bytes(bytes(data))
+    try:
+        engine = lenet_ext.load(d / "m.onnx")
+    except ArtifactError as exc:
+        assert str(exc)
+        return
+    # A flip that lands in a weight's value loads fine: the engine must still run.
+    engine.scores(np.zeros((2, 28, 28), np.uint8))
