@@ -185,18 +185,18 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
     if args.amp and device.type != "cuda":
         raise SystemExit("lenet-train: --amp needs a CUDA device (float16 autocast); drop it on the CPU")
     out = Path(args.out)
-    try:
-        if d.main:
-            out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SystemExit(f"lenet-train: cannot create run directory {out}: {exc.strerror}") from None
-    if d.main and not os.access(out, os.W_OK):
-        raise SystemExit(f"lenet-train: run directory {out} is not writable")
-
+    # Data first: a missing dataset must not leave an empty run directory behind.
     try:
         data = load_dataset(args.dataset, args.data_dir)
     except DataError as exc:
         raise SystemExit(f"lenet-train: {exc}") from None
+    try:
+        if d.main:
+            out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"lenet-train: cannot create run directory {out}: {exc.strerror or exc}") from None
+    if d.main and not os.access(out, os.W_OK):
+        raise SystemExit(f"lenet-train: run directory {out} is not writable")
 
     torch.manual_seed(args.seed)
     random.seed(args.seed)

@@ -169,3 +169,11 @@ def test_torchrun_two_cpu_processes(tmp_path):
     ckpt = load_checkpoint(out / "last.pt")
     for name in r0:
         assert torch.equal(ckpt["model"][name], r0[name]), name
+
+
+def test_unwritable_run_directory_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run_train("--epochs", "1", "--out", str(blocker / "run"))
+    assert r.returncode == 1 and "cannot create run directory" in r.stderr
+    assert "Traceback" not in r.stderr
