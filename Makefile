@@ -24,7 +24,7 @@ build: $(VENV)/.deps
 
 demo: build
 	$(BIN)/lenet-summary lenet5
-	$(BIN)/lenet-train --arch lenet5 --dataset mnist-sample --epochs 8 --device cpu --out $(RUN)
+	$(BIN)/lenet-train --arch lenet5 --dataset mnist-sample --epochs 20 --augment --device cpu --out $(RUN)
 
 test: build
 	$(BIN)/python -m pytest -q
