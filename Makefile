@@ -25,6 +25,9 @@ build: $(VENV)/.deps
 demo: build
 	$(BIN)/lenet-summary lenet5
 	$(BIN)/lenet-train --arch lenet5 --dataset mnist-sample --epochs 20 --augment --device cpu --out $(RUN)
+	$(BIN)/lenet-export $(RUN)/best.pt --out $(ART)
+	$(BIN)/python -m lenet_ext $(ART) --dataset mnist-sample
+	$(BIN)/lenet-bench $(ART) --seconds 0.5
 
 test: build
 	$(BIN)/python -m pytest -q
@@ -36,6 +39,22 @@ accuracy: build
 
 data-bench: build
 	$(BIN)/python tools/data_throughput.py
+
+# lenet_ext vs PyTorch eager / TorchScript / ONNX Runtime / OpenCV DNN on the demo artifact.
+bench: build
+	$(BIN)/lenet-bench $(ART) --json $(ART)/bench.json
+
+# The extension built with AddressSanitizer + UndefinedBehaviorSanitizer (its own build dir),
+# the engine tests run against it, then the optimized build is reinstalled. Python itself is not
+# instrumented, so the ASan runtime is preloaded and leak checking (CPython's arenas) is off.
+SAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+sanitize: $(VENV)/.deps
+	LENET_SANITIZE=ON LENET_CUDA=OFF $(BIN)/pip install -q --no-deps -e . \
+		-Cbuild-dir=build/sanitize/{wheel_tag}
+	$(SAN_ENV) $(BIN)/python -c "import lenet_ext; print('sanitized build:', lenet_ext.build_info())"
+	$(SAN_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests/engine; \
+		status=$$?; $(MAKE) build >/dev/null; exit $$status
 
 clean:
 	rm -rf build $(VENV) runs artifacts
