@@ -29,16 +29,18 @@ def _as_numpy(x: Any) -> np.ndarray:
                              "with device='cuda')")
         if getattr(x, "requires_grad", False):
             x = x.detach()
-        if getattr(x, "is_conj", lambda: False)() or getattr(x, "is_neg", lambda: False)():
-            x = x.resolve_conj().resolve_neg()
     if hasattr(x, "__dlpack__"):
         try:
             return np.from_dlpack(x)
-        except (TypeError, BufferError, RuntimeError):
+        except (TypeError, BufferError, RuntimeError, ValueError):
             pass
-    if hasattr(x, "numpy") and mod.startswith("torch"):
-        return x.numpy()
-    return np.asarray(x)
+    try:
+        if mod.startswith("torch"):
+            return x.resolve_conj().resolve_neg().numpy()
+        return np.asarray(x)
+    except (TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"cannot read input of type {type(x).__name__} "
+                         f"(dtype {getattr(x, 'dtype', '?')}): {exc}") from None
 
 
 class Engine:

@@ -203,3 +203,29 @@ def test_fuzz_truncated_and_flipped_onnx(artifact_dir, tmp_path_factory, cut, fl
         return
     # A flip that lands in a weight's value loads fine: the engine must still run.
     engine.scores(np.zeros((2, 28, 28), np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64, torch.int32, torch.bool,
+                                   torch.complex64])
+def test_unsupported_torch_dtypes(engine, dtype):
+    with pytest.raises(ValueError, match="dtype|cannot read"):
+        engine.scores(torch.zeros(2, 1, 32, 32, dtype=dtype))
+
+
+def test_ragged_list_input(engine):
+    with pytest.raises(ValueError):
+        engine.scores([[1, 2], [3]])
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_engine_survives_fork(engine):
+    import os
+
+    x = np.random.default_rng(3).integers(0, 256, (100, 28, 28), dtype=np.uint8)
+    want = engine.scores(x)
+    pid = os.fork()
+    if pid == 0:  # child: the pool's threads are gone; the engine must still answer
+        ok = np.array_equal(engine.scores(x), want)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0

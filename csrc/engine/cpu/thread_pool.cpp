@@ -1,12 +1,18 @@
 #include "engine/cpu/thread_pool.h"
 
+#include <unistd.h>
+
 namespace lenet::cpu {
 
-ThreadPool::ThreadPool(int threads) {
+ThreadPool::ThreadPool(int threads) : owner_pid_(getpid()) {
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
+  if (getpid() != owner_pid_) {  // a forked child: the threads are not ours to join
+    for (auto& t : workers_) t.detach();
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(m_);
     stop_ = true;
@@ -39,7 +45,8 @@ void ThreadPool::worker_loop() {
 bool ThreadPool::try_run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
   std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
   if (!busy.owns_lock()) return false;
-  if (workers_.empty() || n_tasks <= 1) {
+  // After fork() the child has the pool's memory but not its threads: compute inline.
+  if (workers_.empty() || n_tasks <= 1 || getpid() != owner_pid_) {
     for (int64_t t = 0; t < n_tasks; ++t) fn(t);
     return true;
   }

@@ -28,6 +28,7 @@ class ThreadPool {
   void worker_loop();
   void drain();
 
+  int owner_pid_;
   std::vector<std::thread> workers_;
   std::mutex busy_;  // held for a whole run
   std::mutex m_;
