@@ -6,12 +6,17 @@
 namespace lenet::cpu::LENET_ISA_NS {
 
 struct Act {
-  bool relu;
-  vf amp, slope, add;
+  bool relu, shifted;
+  TanhCoefs tanh;
+  vf add;
   explicit Act(const KernelParams& kp)
-      : relu(kp.act == kActRelu), amp(bcast(kp.act_amp)), slope(bcast(kp.act_slope)),
+      : relu(kp.act == kActRelu), shifted(kp.act_add != 0.f), tanh(kp.act_slope, kp.act_amp),
         add(bcast(kp.act_add)) {}
-  vf operator()(vf a) const { return relu ? vmax(a, vf{}) : add + amp * vtanh(slope * a); }
+  vf operator()(vf a) const {
+    if (relu) return vmax(a, vf{});
+    const vf t = vtanh_scaled(a, tanh);
+    return shifted ? add + t : t;
+  }
 };
 
 // One 2x2 subsampling unit: trainable (sum * coef + bias, squashed), average or max.
