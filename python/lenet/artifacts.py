@@ -1,0 +1,258 @@
+"""Reading exported artifacts back: spec + weights, with the manifest's hashes checked first.
+
+An artifact directory (written by ``lenet-export``) holds ``model.torchscript.pt``, ``model.onnx``,
+``model.pt2`` (any subset) and ``manifest.json``, whose ``artifacts`` block records every file's
+SHA-256 and size. :func:`load_artifact` accepts the directory or any one of the files; whenever a
+manifest is present it refuses a file whose bytes differ from what was exported, naming the file,
+before the file is parsed. Weights come back as float32 numpy arrays under the PyTorch state-dict
+names (``c1.weight``, ``s2.coef``, ``c3.weight``, ``output.prototypes`` …), so ``lenet_ext`` and
+``lenet.digits`` never need to know which format they came from.
+
+Loading a directory reads the weights from ``model.onnx`` when it is there (plain protobuf, no code
+runs), else ``model.pt2``, else ``model.torchscript.pt``, and checks that the spec inside the file
+is the manifest's spec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .spec import ArchSpec, SpecError
+
+SPEC_KEY = "lenet.json"  # TorchScript _extra_files / .pt2 extra_files / ONNX metadata_props key
+MANIFEST = "manifest.json"
+# format name -> file name inside an artifact directory
+FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "model.pt2"}
+# Which file a directory's weights are read from, first present wins (see module docstring).
+DIR_READ_ORDER = ("onnx", "pt2", "torchscript")
+
+
+class ArtifactError(RuntimeError):
+    """An artifact that is missing, corrupt, modified since export, or inconsistent. The message
+    names the file."""
+
+
+@dataclass
+class Artifact:
+    path: Path                       # what was asked for (directory or file)
+    file: Path                       # the file the weights were read from
+    format: str                      # "torchscript" | "onnx" | "pt2"
+    spec: ArchSpec
+    state_dict: dict[str, np.ndarray]  # float32, PyTorch state-dict names and shapes
+    manifest: dict[str, Any] | None
+
+
+def format_of(path: Path) -> str:
+    name = path.name
+    for fmt, file_name in FILES.items():
+        suffix = file_name[len("model"):]  # ".torchscript.pt", ".onnx", ".pt2"
+        if name.endswith(suffix):
+            return fmt
+    raise ArtifactError(f"{path}: expected an artifact directory or a .torchscript.pt, .onnx "
+                        "or .pt2 file")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """The manifest's record of one file."""
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{directory}: no {MANIFEST} (not an artifact directory?)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("spec"), dict):
+        raise ArtifactError(f"{path}: no 'spec' object in the manifest")
+    if not isinstance(manifest.get("artifacts"), dict):
+        raise ArtifactError(f"{path}: no 'artifacts' object in the manifest")
+    return manifest
+
+
+def verify_file(manifest: dict[str, Any], directory: Path, name: str) -> None:
+    """Refuse a file that the manifest does not list or whose size/SHA-256 differ from it."""
+    path = directory / name
+    entry = manifest["artifacts"].get(name)
+    if not isinstance(entry, dict) or "sha256" not in entry:
+        raise ArtifactError(f"{path}: not listed in {directory / MANIFEST}; refusing an "
+                            "unrecorded file")
+    if not path.is_file():
+        raise ArtifactError(f"{path}: listed in {MANIFEST} but missing")
+    size = path.stat().st_size
+    if "bytes" in entry and int(entry["bytes"]) != size:
+        raise ArtifactError(f"{path}: modified since export ({size} bytes, {MANIFEST} records "
+                            f"{entry['bytes']})")
+    if sha256_file(path) != entry["sha256"]:
+        raise ArtifactError(f"{path}: modified since export (SHA-256 does not match {MANIFEST})")
+
+
+def verify_manifest(directory: str | os.PathLike) -> dict[str, Any]:
+    """Check every file the manifest lists; return the manifest."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    for name in manifest["artifacts"]:
+        verify_file(manifest, directory, name)
+    return manifest
+
+
+def _spec(text: str | bytes, where: Path) -> ArchSpec:
+    try:
+        return ArchSpec.from_json(text)
+    except SpecError as exc:
+        raise ArtifactError(f"{where}: {exc}") from None
+
+
+
+@contextlib.contextmanager
+def quiet_torch_deprecations():
+    """TorchScript and the TorchScript-based ONNX exporter are deprecated upstream but are what
+    libtorch C++ and OpenCV DNN consume (see lenet.exporters); silence just those notices."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                message=r".*torch\.jit.*deprecated")
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                message=r".*(legacy TorchScript-based ONNX export|feature will be removed)")
+        yield
+
+
+def _read_onnx(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError and friends on damaged files
+        raise ArtifactError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if SPEC_KEY not in meta:
+        raise ArtifactError(f"{path}: no {SPEC_KEY!r} spec in the ONNX metadata_props")
+    spec = _spec(meta[SPEC_KEY], path)
+    arrays = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    return spec, arrays
+
+
+def _read_torchscript(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
+    import torch
+
+    extra = {SPEC_KEY: ""}
+    try:
+        with quiet_torch_deprecations():
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ArtifactError(f"{path}: not a readable TorchScript file ({first})") from None
+    if not extra[SPEC_KEY]:
+        raise ArtifactError(f"{path}: no {SPEC_KEY!r} in the TorchScript extra files")
+    return _spec(extra[SPEC_KEY], path), dict(module.state_dict())
+
+
+def _read_pt2(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
+    import torch
+
+    extra = {SPEC_KEY: ""}
+    try:
+        program = torch.export.load(str(path), extra_files=extra)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ArtifactError(f"{path}: not a readable torch.export program ({first})") from None
+    if not extra[SPEC_KEY]:
+        raise ArtifactError(f"{path}: no {SPEC_KEY!r} in the .pt2 extra files")
+    return _spec(extra[SPEC_KEY], path), dict(program.state_dict)
+
+
+_READERS = {"onnx": _read_onnx, "torchscript": _read_torchscript, "pt2": _read_pt2}
+
+
+def expected_shapes(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
+    """State-dict names and shapes of the network a spec describes (from the model itself)."""
+    from .models import LeNet
+
+    return {name: tuple(t.shape) for name, t in LeNet(spec).state_dict().items()}
+
+
+def _weights(spec: ArchSpec, raw: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
+    """Exactly the spec's state-dict entries as finite float32 arrays, or an error naming one."""
+    out: dict[str, np.ndarray] = {}
+    for name, shape in expected_shapes(spec).items():
+        if name not in raw:
+            raise ArtifactError(f"{path}: no weight {name!r} (a {spec.arch} network needs it)")
+        value = raw[name]
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        a = np.asarray(value)
+        if tuple(a.shape) != shape:
+            raise ArtifactError(f"{path}: weight {name!r} has shape {tuple(a.shape)}, "
+                                f"expected {shape}")
+        if not np.issubdtype(a.dtype, np.floating):
+            raise ArtifactError(f"{path}: weight {name!r} has dtype {a.dtype}, expected float")
+        # A private writable copy: onnx hands out read-only views of the protobuf buffer.
+        a = np.array(a, dtype=np.float32, order="C", copy=True)
+        if not np.isfinite(a).all():
+            raise ArtifactError(f"{path}: weight {name!r} contains NaN or Inf")
+        out[name] = a
+    return out
+
+
+def load_artifact(path: str | os.PathLike) -> Artifact:
+    """Spec and weights from an artifact directory or one ``.torchscript.pt``/``.onnx``/``.pt2``
+    file. With a manifest (the directory's, or ``manifest.json`` next to the file), the file is
+    hash-checked before it is read and its spec must equal the manifest's."""
+    p = Path(path)
+    if not p.exists():
+        raise ArtifactError(f"{p}: no such file or directory")
+    manifest: dict[str, Any] | None = None
+    if p.is_dir():
+        manifest = verify_manifest(p)
+        for fmt in DIR_READ_ORDER:
+            if FILES[fmt] in manifest["artifacts"]:
+                file = p / FILES[fmt]
+                break
+        else:
+            raise ArtifactError(f"{p / MANIFEST}: lists none of {', '.join(FILES.values())}")
+    else:
+        file = p
+        fmt = format_of(p)
+        if (p.parent / MANIFEST).is_file():
+            manifest = read_manifest(p.parent)
+            verify_file(manifest, p.parent, p.name)
+    spec, raw = _READERS[fmt](file)
+    if manifest is not None:
+        manifest_spec = _spec(json.dumps(manifest["spec"]), file.parent / MANIFEST)
+        if manifest_spec != spec:
+            raise ArtifactError(f"{file}: its spec differs from the one in {MANIFEST}")
+    return Artifact(p, file, fmt, spec, _weights(spec, raw, file), manifest)
+
+
+def load_module(path: str | os.PathLike):
+    """A runnable PyTorch model (``LeNet``, eval mode, CPU) with an artifact's verified weights.
+    Rebuilt from the spec rather than deserialized, so every format yields the same module."""
+    import torch
+
+    from .models import LeNet
+
+    art = load_artifact(path)
+    model = LeNet(art.spec)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in art.state_dict.items()})
+    return model.eval()

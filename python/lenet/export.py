@@ -1,0 +1,285 @@
+"""lenet-export CHECKPOINT --out DIR: the checkpoint as TorchScript, ONNX and torch.export files,
+a manifest that lets a loader trust them, and a parity check that they compute what it computes.
+
+Steps: read the checkpoint (``weights_only=True``: a pickle that would run code is refused),
+export each format into a staging directory, run the parity check on the staged files, write
+``manifest.json``, then publish. Nothing lands in DIR until every step has passed:
+
+* DIR does not exist: it is staged as a hidden sibling and renamed into place (atomic).
+* DIR exists (a re-export, maybe next to ``bench.json``): staged inside DIR as a hidden
+  directory, then each file is renamed over its old version, ``manifest.json`` last, and model
+  files of formats not exported this time are removed. A reader racing the publish can see a new
+  file with the old manifest; the hash check then refuses it rather than trusting a mix.
+
+Any failure removes the staging directory, prints one line naming the cause and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .artifacts import FILES, MANIFEST, file_entry, sha256_file
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+
+MANIFEST_FORMAT = "lenet-artifacts"
+MANIFEST_VERSION = 1
+STAGING_PREFIX = ".lenet-export-"
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be completed; the message is the one line the user sees."""
+
+
+def parse_formats(text: str) -> list[str]:
+    wanted = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in FILES]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(
+            f"unknown format(s) {', '.join(unknown) or '(none)'}; choose from {','.join(FILES)}")
+    return [f for f in FILES if f in wanted]  # canonical order, duplicates dropped
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .exporters import DEFAULT_OPSET, OPSETS
+    from .parity import BATCHES, RTOL
+
+    ap = argparse.ArgumentParser(
+        prog="lenet-export",
+        description="Export a lenet checkpoint as model.torchscript.pt (TorchScript, loadable from "
+                    "C++ libtorch), model.onnx (standard operators, dynamic batch; ONNX Runtime "
+                    "and OpenCV DNN) and model.pt2 (torch.export), with manifest.json recording "
+                    "the spec, every file's SHA-256, versions, the source checkpoint and the "
+                    "parity report.",
+        epilog=f"Parity check: eager PyTorch, TorchScript, ONNX Runtime, OpenCV DNN and the "
+               f"torch.export program against float64 eager at batch sizes "
+               f"{', '.join(map(str, BATCHES))} on random inputs and real test digits; fails past "
+               f"a max relative error of {RTOL:g} (per image, relative to its score scale). "
+               "Exit status: 0 ok, 1 export or parity failure, 2 bad arguments.")
+    ap.add_argument("checkpoint", help="checkpoint written by lenet-train (e.g. runs/demo/best.pt)")
+    ap.add_argument("--out", required=True, metavar="DIR",
+                    help="artifact directory (created; an existing one is updated in place)")
+    ap.add_argument("--formats", type=parse_formats, default=list(FILES), metavar="LIST",
+                    help=f"comma-separated subset of {','.join(FILES)} (default: all)")
+    ap.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                    help=f"ONNX opset, {OPSETS.start}..{OPSETS.stop - 1} (default: {DEFAULT_OPSET})")
+    ap.add_argument("--no-verify", action="store_true", help="skip the parity check")
+    return ap
+
+
+def progress(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# --- output directory ---------------------------------------------------------------------------
+
+def check_output_dir(out: Path) -> None:
+    """Refuse an output path that is a file, sits under a file, or cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a directory")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ExportError(f"{out}: cannot create it, {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ExportError(f"{out}: not writable ({probe} does not permit writing)")
+
+
+def make_staging(out: Path) -> Path:
+    try:
+        if out.is_dir():
+            return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING_PREFIX}", dir=out.parent))
+        # mkdtemp makes it 0700; it becomes DIR, which should get the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
+        return staging
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(staging: Path, out: Path, names: list[str]) -> None:
+    """Move the staged files into ``out`` (see the module docstring for the guarantees)."""
+    for name in names:
+        fsync_path(staging / name)
+    fsync_path(staging)
+    if not out.exists() and staging.parent == out.parent:
+        os.rename(staging, out)
+        fsync_path(out.parent)
+        return
+    if staging.parent != out:  # DIR appeared while we worked: fall back to per-file moves
+        out.mkdir(parents=True, exist_ok=True)
+    for name in [n for n in names if n != MANIFEST] + [MANIFEST]:
+        os.replace(staging / name, out / name)
+    for name in FILES.values():
+        if name not in names and (out / name).exists():
+            (out / name).unlink()
+    staging.rmdir()
+    fsync_path(out)
+
+
+# --- the steps ----------------------------------------------------------------------------------
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # tensors / numpy scalars in recorded metrics
+        return value.tolist()
+    return str(value)
+
+
+def source_record(path: Path, state: dict[str, Any]) -> dict[str, Any]:
+    args = state.get("args") if isinstance(state.get("args"), dict) else {}
+    metrics = state.get("metrics") or []
+    record = {
+        "checkpoint": str(path),
+        **file_entry(path),
+        "epoch": state.get("epoch"),
+        "dataset": args.get("dataset"),
+        "best_accuracy": state.get("best_accuracy"),
+        "final_metrics": metrics[-1] if metrics else None,
+        "metrics": metrics,
+    }
+    return json.loads(json.dumps(record, default=_jsonable))
+
+
+def versions(opset: int | None) -> dict[str, Any]:
+    import onnx
+    import torch
+
+    from . import __version__
+
+    v = {"lenet": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+         "python": platform.python_version()}
+    for module in ("onnxruntime", "cv2"):
+        try:
+            v["opencv" if module == "cv2" else module] = __import__(module).__version__
+        except ImportError:
+            pass
+    if opset is not None:
+        v["onnx_opset"] = opset
+    return v
+
+
+def export_formats(model, staging: Path, formats: list[str], opset: int) -> dict[str, Path]:
+    from .exporters import WRITERS
+
+    files: dict[str, Path] = {}
+    for i, fmt in enumerate(formats, 1):
+        path = staging / FILES[fmt]
+        t0 = time.perf_counter()
+        progress(f"[export {i}/{len(formats)}] {fmt} → {FILES[fmt]}"
+                 + (f" (opset {opset})" if fmt == "onnx" else ""))
+        try:
+            if fmt == "onnx":
+                WRITERS[fmt](model, path, opset)
+            else:
+                WRITERS[fmt](model, path)
+        except Exception as exc:
+            text = str(exc).strip().splitlines()
+            raise ExportError(f"{fmt} export failed: {type(exc).__name__}: "
+                              f"{text[0] if text else ''}") from None
+        progress(f"    {path.stat().st_size:,} bytes in {time.perf_counter() - t0:.1f} s")
+        files[fmt] = path
+    return files
+
+
+def run(args: argparse.Namespace) -> int:
+    ckpt, out = Path(args.checkpoint), Path(args.out)
+    progress(f"[read] {ckpt}")
+    state = load_checkpoint(ckpt)  # CheckpointError: missing/truncated/corrupt/pickled code
+    model = model_from_checkpoint(state, ckpt)  # unknown arch, wrong shapes, NaN weights
+    spec = model.spec
+    progress(f"    {spec.arch}, {len(spec.class_names)} classes, epoch {state.get('epoch')}, "
+             f"input {spec.input_size}x{spec.input_size}")
+    check_output_dir(out)
+    staging = make_staging(out)
+    try:
+        files = export_formats(model, staging, args.formats, args.opset)
+        report: dict[str, Any]
+        if args.no_verify:
+            progress("[verify] skipped (--no-verify)")
+            report = {"skipped": True, "reason": "--no-verify"}
+        else:
+            from .parity import ParityError, check_parity, format_table
+
+            progress("[verify] parity against float64 eager PyTorch")
+            try:
+                report = check_parity(model, files)
+            except ParityError as exc:
+                partial = getattr(exc, "report", None)
+                if partial is not None:
+                    progress(format_table(partial))
+                raise ExportError(str(exc)) from None
+            progress(format_table(report))
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "spec": spec.to_dict(),
+            "artifacts": {FILES[f]: {**file_entry(p), "format": f} for f, p in files.items()},
+            "io": {"input": {"name": "input", "dtype": "float32",
+                             "shape": ["batch", 1, spec.input_size, spec.input_size]},
+                   "output": {"name": "scores", "dtype": "float32",
+                              "shape": ["batch", spec.num_classes],
+                              "meaning": "larger = more likely"
+                                         + ("; minus the RBF distances" if spec.head == "rbf" else "")}},
+            "onnx": ({"opset": args.opset, "exporter": "torch.onnx.export(dynamo=False), "
+                      "TorchScript-based, no constant folding", "domains": ["ai.onnx"]}
+                     if "onnx" in files else None),
+            "versions": versions(args.opset if "onnx" in files else None),
+            "source": source_record(ckpt, state),
+            "parity": report,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        names = [FILES[f] for f in files] + [MANIFEST]
+        progress(f"[publish] {out}")
+        try:
+            publish(staging, out, names)
+        except OSError as exc:
+            raise ExportError(f"{out}: cannot publish the artifacts ({exc.strerror or exc})") from None
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    for name in names:
+        progress(f"    {out / name}  sha256 {sha256_file(out / name)[:16]}…")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    from .exporters import OPSETS
+
+    if args.opset not in OPSETS:
+        ap.error(f"--opset {args.opset} not supported; choose {OPSETS.start}..{OPSETS.stop - 1}")
+    try:
+        return run(args)
+    except (CheckpointError, ExportError) as exc:
+        print(f"lenet-export: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lenet-export: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
