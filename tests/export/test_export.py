@@ -1,0 +1,160 @@
+"""lenet-export on every arch: the files, their contracts, the manifest and the parity report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from lenet.artifacts import FILES, load_artifact, load_module, quiet_torch_deprecations
+from lenet.exporters import DEFAULT_OPSET
+from lenet.parity import RTOL
+
+from .conftest import METRICS, relative_error
+
+BATCHES = (1, 7, 256)
+
+
+def eager(model, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def inputs(spec, batch: int, seed: int = 0) -> np.ndarray:
+    pre = spec.preprocessing
+    rng = np.random.default_rng(seed + batch)
+    lo, hi = sorted((pre.offset, pre.offset + pre.scale))
+    return rng.uniform(lo, hi, (batch, 1, spec.input_size, spec.input_size)).astype(np.float32)
+
+
+def test_export_writes_every_format_and_passes_parity(exported):
+    model, _, out, stdout = exported
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES.values(), "manifest.json"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    parity = manifest["parity"]
+    assert parity["passed"] and parity["tolerance"]["max_rel"] == RTOL
+    assert parity["batch_sizes"] == list(BATCHES)
+    assert set(parity["runtimes"]) == {"eager", "torchscript", "onnxruntime", "opencv-dnn",
+                                       "torch.export"}
+    for name, r in parity["runtimes"].items():
+        assert r["passed"] and r["max_rel"] <= 1e-5, (name, r["max_rel"])  # float32: far under
+        assert r["label_agreement"] >= 0.99
+        assert {(c["inputs"], c["batch"]) for c in r["cases"]} == {
+            (kind, b) for kind in ("random", "test-images") for b in BATCHES}
+    # The table is printed, one row per runtime.
+    for name in parity["runtimes"]:
+        assert any(line.startswith(name) and line.rstrip().endswith("ok")
+                   for line in stdout.splitlines()), name
+
+
+def test_manifest_is_complete_and_hashes_verify(exported):
+    model, ckpt, out, _ = exported
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["spec"] == model.spec.to_dict()
+    assert m["spec"]["preprocessing"] and m["spec"]["class_names"] == list(model.spec.class_names)
+    assert set(m["artifacts"]) == set(FILES.values())
+    for name, entry in m["artifacts"].items():
+        data = (out / name).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data)
+    for key in ("torch", "onnx", "onnxruntime", "lenet"):
+        assert m["versions"][key]
+    assert m["versions"]["onnx_opset"] == m["onnx"]["opset"] == DEFAULT_OPSET
+    src = m["source"]
+    assert src["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert src["bytes"] == ckpt.stat().st_size
+    assert src["metrics"] == METRICS and src["final_metrics"] == METRICS[-1]
+    assert src["epoch"] == 2 and src["best_accuracy"] == 0.88 and src["dataset"] == "mnist-sample"
+    assert m["io"]["input"]["name"] == "input" and m["io"]["output"]["name"] == "scores"
+
+
+@pytest.mark.parametrize("fmt", list(FILES))
+def test_every_format_reloads_and_matches_eager(exported, fmt):
+    model, _, out, _ = exported
+    path = out / FILES[fmt]
+    if fmt == "torchscript":
+        with quiet_torch_deprecations():
+            module = torch.jit.load(str(path))
+        run = lambda x: eager(module, x)  # noqa: E731
+    elif fmt == "pt2":
+        module = torch.export.load(str(path)).module()
+        run = lambda x: eager(module, x)  # noqa: E731
+    else:
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        run = lambda x: sess.run(None, {"input": x})[0]  # noqa: E731
+    for batch in BATCHES:
+        x = inputs(model.spec, batch)
+        ref = eager(model, x)
+        got = run(x)
+        assert got.shape == (batch, model.spec.num_classes)
+        assert relative_error(got, ref) <= RTOL, (fmt, batch)
+    # The loader gives back exactly the checkpoint's weights under their state-dict names.
+    art = load_artifact(path)
+    assert art.spec == model.spec and art.format == fmt and art.manifest is not None
+    expected = model.state_dict()
+    assert set(art.state_dict) == set(expected)
+    for name, value in art.state_dict.items():
+        assert value.dtype == np.float32
+        np.testing.assert_array_equal(value, expected[name].numpy(), err_msg=name)
+
+
+def test_onnx_contract(exported):
+    """Standard ops only, state-dict initializers, dynamic batch, named I/O, spec in metadata."""
+    model, _, out, _ = exported
+    proto = onnx.load(str(out / "model.onnx"))
+    onnx.checker.check_model(proto, full_check=True)
+    assert {n.domain for n in proto.graph.node} <= {""}
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", DEFAULT_OPSET)]
+    inits = {i.name: tuple(i.dims) for i in proto.graph.initializer}
+    assert inits == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if model.spec.arch == "lenet5":
+        assert inits["c3.weight"] == (60, 5, 5)
+        # Trainable subsampling and the RBF distances are ordinary ops.
+        assert {"AveragePool", "Mul", "Add", "Sub", "ReduceSum", "Conv", "Gather"} <= {
+            n.op_type for n in proto.graph.node}
+    (inp,), (outp,) = proto.graph.input, proto.graph.output
+    size = model.spec.input_size
+    assert inp.name == "input" and outp.name == "scores"
+    dims = inp.type.tensor_type.shape.dim
+    assert dims[0].dim_param and not dims[0].dim_value
+    assert [d.dim_value for d in dims[1:]] == [1, size, size]
+    assert outp.type.tensor_type.shape.dim[0].dim_param
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["lenet.json"]) == model.spec.to_dict()
+
+
+def test_opencv_dnn_runs_the_onnx(exported):
+    cv2 = pytest.importorskip("cv2")
+    model, _, out, _ = exported
+    net = cv2.dnn.readNetFromONNX(str(out / "model.onnx"))
+    for batch in (1, 7):
+        x = inputs(model.spec, batch, seed=5)
+        net.setInput(x)
+        got = np.asarray(net.forward()).reshape(batch, -1)
+        assert relative_error(got, eager(model, x)) <= RTOL
+
+
+def test_spec_travels_in_torchscript_and_pt2(exported):
+    model, _, out, _ = exported
+    extra = {"lenet.json": ""}
+    with quiet_torch_deprecations():
+        torch.jit.load(str(out / "model.torchscript.pt"), _extra_files=extra)
+    assert json.loads(extra["lenet.json"]) == model.spec.to_dict()
+    extra = {"lenet.json": ""}
+    torch.export.load(str(out / "model.pt2"), extra_files=extra)
+    assert json.loads(extra["lenet.json"]) == model.spec.to_dict()
+
+
+def test_load_module_and_dir_load(exported):
+    model, _, out, _ = exported
+    art = load_artifact(out)
+    assert art.format == "onnx" and art.file == out / "model.onnx" and art.spec == model.spec
+    module = load_module(out)
+    assert not module.training
+    x = inputs(model.spec, 7, seed=9)
+    np.testing.assert_array_equal(eager(module, x), eager(model, x))
