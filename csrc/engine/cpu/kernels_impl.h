@@ -39,28 +39,38 @@ static bool pack_wide(const KernelParams& kp, const InputBatch& b, int64_t first
       const float v = fill_value(kp, size, y, x, &raw);
       if (!raw) in[y * kIn + x] = bcast(v);
     }
-  float* f = reinterpret_cast<float*>(in);
   const int64_t npix = int64_t(size) * size;
-  bool finite = true;
+  // Pixel-major: each packed vector is built from the same pixel of W images (W sequential read
+  // streams) and stored once, instead of W passes of scattered scalar stores.
+  const uint8_t* u8[W];
+  const float* f32[W];
   for (int l = 0; l < W; ++l) {
     const int64_t img = first + (l < count ? l : count - 1);
-    if (b.u8) {
-      const uint8_t* p = b.u8 + img * npix;
-      for (int y = 0; y < size; ++y)
-        for (int x = 0; x < size; ++x) f[((off + y) * kIn + off + x) * W + l] = kp.lut[p[y * size + x]];
-    } else {
-      const float* p = b.f32 + img * npix;
-      float probe = 0.f;  // NaN*0 and Inf*0 are NaN: one multiply-add per pixel finds both
-      for (int y = 0; y < size; ++y)
-        for (int x = 0; x < size; ++x) {
-          const float v = p[y * size + x];
-          probe += v * 0.f;
-          f[((off + y) * kIn + off + x) * W + l] = v;
-        }
-      if (l < count && probe != probe) finite = false;
-    }
+    u8[l] = b.u8 ? b.u8 + img * npix : nullptr;
+    f32[l] = b.f32 ? b.f32 + img * npix : nullptr;
   }
-  return finite;
+  if (b.u8) {
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size; ++x) {
+        const int i = y * size + x;
+        vf v;
+        for (int l = 0; l < W; ++l) v[l] = kp.lut[u8[l][i]];
+        in[(off + y) * kIn + off + x] = v;
+      }
+    return true;
+  }
+  vf probe{};  // NaN*0 and Inf*0 are NaN: one multiply-add per pixel finds both
+  for (int y = 0; y < size; ++y)
+    for (int x = 0; x < size; ++x) {
+      const int i = y * size + x;
+      vf v;
+      for (int l = 0; l < W; ++l) v[l] = f32[l][i];
+      probe += v * 0.f;
+      in[(off + y) * kIn + off + x] = v;
+    }
+  for (int l = 0; l < count; ++l)
+    if (probe[l] != probe[l]) return false;
+  return true;
 }
 
 static bool run_wide(const KernelParams& kp, const InputBatch& b, int64_t first, int count,
