@@ -11,7 +11,13 @@
 
 #include "engine/cpu/cpu_engine.h"
 #include "engine/cpu/isa.h"
+#include "engine/cuda/device.h"
+#include "engine/cuda/emulator.h"
 #include "engine/model.h"
+#ifdef LENET_WITH_CUDA
+#include "engine/cuda/cuda_engine.h"
+#include "engine/cuda/dlpack.h"
+#endif
 
 namespace py = pybind11;
 using lenet::Model;
@@ -144,6 +150,128 @@ py::array_t<float> run_scores(const CpuEngine& engine, const py::array& x) {
   return out;
 }
 
+
+// ---- CUDA backend: the host emulator (every build) and the CUDA engine (nvcc builds) ----------
+
+// A C-contiguous uint8 [N, 28|S, same] or float32 [N, S, S] numpy batch (the wrapper normalizes).
+lenet::InputBatch host_batch(const py::array& x, const Model& m) {
+  if (x.ndim() != 3) throw std::invalid_argument("expected a [N, H, W] array");
+  if (!(x.flags() & py::array::c_style)) throw std::invalid_argument("expected a C-contiguous array");
+  if (x.shape(1) != x.shape(2)) throw std::invalid_argument("images must be square");
+  lenet::InputBatch b;
+  b.n = x.shape(0);
+  b.size = int(x.shape(1));
+  if (x.dtype().is(py::dtype::of<uint8_t>())) {
+    if (b.size != 28 && b.size != m.input_size)
+      throw std::invalid_argument("uint8 images must be 28x28 or " + std::to_string(m.input_size) + "x" +
+                                  std::to_string(m.input_size));
+    b.u8 = static_cast<const uint8_t*>(x.data());
+  } else if (x.dtype().is(py::dtype::of<float>())) {
+    if (b.size != m.input_size)
+      throw std::invalid_argument("float32 images must be " + std::to_string(m.input_size) + "x" +
+                                  std::to_string(m.input_size));
+    b.f32 = static_cast<const float*>(x.data());
+  } else {
+    throw std::invalid_argument("expected uint8 or float32 pixels");
+  }
+  return b;
+}
+
+void raise_bad(int64_t bad) {
+  if (bad >= 0)
+    throw std::invalid_argument("input image " + std::to_string(bad) + " contains NaN or Inf");
+}
+
+py::dict cuda_info() {
+  const lenet::cuda::CudaStatus s = lenet::cuda::cuda_status();
+  py::dict d;
+  d["compiled"] = s.compiled;
+  d["runtime_version"] = s.runtime_version;
+  d["driver_version"] = s.driver_version;
+  d["archs"] = s.archs;
+  d["error"] = s.error;
+  py::list devs;
+  for (const auto& dev : s.devices) {
+    py::dict e;
+    e["index"] = dev.index;
+    e["name"] = dev.name;
+    e["compute_capability"] = std::to_string(dev.major) + "." + std::to_string(dev.minor);
+    e["multiprocessors"] = dev.multiprocessors;
+    e["memory_bytes"] = dev.memory_bytes;
+    devs.append(e);
+  }
+  d["devices"] = devs;
+  return d;
+}
+
+#ifdef LENET_WITH_CUDA
+using lenet::cuda::CudaEngine;
+
+// A DLPack capsule's tensor (the capsule keeps ownership; the caller holds the producer alive).
+const lenet::dlpack::DLTensor& dl_tensor(const py::capsule& cap) {
+  if (std::strcmp(cap.name(), "dltensor") != 0)
+    throw std::invalid_argument("expected an unconsumed DLPack 'dltensor' capsule");
+  auto* managed = static_cast<lenet::dlpack::DLManagedTensor*>(cap.get_pointer());
+  return managed->dl_tensor;
+}
+
+bool compact(const lenet::dlpack::DLTensor& t) {
+  if (!t.strides) return true;
+  int64_t expect = 1;
+  for (int d = t.ndim - 1; d >= 0; --d) {
+    if (t.shape[d] != 1 && t.strides[d] != expect) return false;
+    expect *= t.shape[d];
+  }
+  return true;
+}
+
+// x: CUDA uint8 [N, S, S] or float32 [N, S, S], compact; out: CUDA float32 [N, classes].
+void scores_dlpack(CudaEngine& engine, const py::capsule& x_cap, const py::capsule& out_cap,
+                   uintptr_t stream) {
+  namespace dl = lenet::dlpack;
+  const dl::DLTensor& x = dl_tensor(x_cap);
+  const dl::DLTensor& out = dl_tensor(out_cap);
+  const Model& m = engine.model();
+  for (const dl::DLTensor* t : {&x, &out}) {
+    if (t->device.device_type != dl::kDLCUDA && t->device.device_type != dl::kDLCUDAManaged)
+      throw std::invalid_argument("DLPack tensor is not in CUDA device memory");
+    if (t->device.device_id != engine.device())
+      throw std::invalid_argument("tensor is on cuda:" + std::to_string(t->device.device_id) +
+                                  " but the engine is on cuda:" + std::to_string(engine.device()));
+    if (!compact(*t)) throw std::invalid_argument("DLPack tensor is not contiguous");
+    if (t->dtype.lanes != 1) throw std::invalid_argument("vector dtypes are not supported");
+  }
+  if (x.ndim != 3 || x.shape[1] != x.shape[2]) throw std::invalid_argument("expected a [N, H, W] tensor");
+  if (out.ndim != 2 || out.shape[0] != x.shape[0] || out.shape[1] != m.num_classes ||
+      out.dtype.code != dl::kDLFloat || out.dtype.bits != 32)
+    throw std::invalid_argument("output must be float32 [N, classes]");
+  lenet::InputBatch b;
+  b.n = x.shape[0];
+  b.size = int(x.shape[1]);
+  const char* data = static_cast<const char*>(x.data) + x.byte_offset;
+  if (x.dtype.code == dl::kDLUInt && x.dtype.bits == 8) {
+    if (b.size != 28 && b.size != m.input_size)
+      throw std::invalid_argument("uint8 images must be 28x28 or " + std::to_string(m.input_size) + "x" +
+                                  std::to_string(m.input_size));
+    b.u8 = reinterpret_cast<const uint8_t*>(data);
+  } else if (x.dtype.code == dl::kDLFloat && x.dtype.bits == 32) {
+    if (b.size != m.input_size)
+      throw std::invalid_argument("float32 images must be " + std::to_string(m.input_size) + "x" +
+                                  std::to_string(m.input_size));
+    b.f32 = reinterpret_cast<const float*>(data);
+  } else {
+    throw std::invalid_argument("expected uint8 or float32 pixels");
+  }
+  float* dst = reinterpret_cast<float*>(static_cast<char*>(out.data) + out.byte_offset);
+  int64_t bad;
+  {
+    py::gil_scoped_release release;
+    bad = engine.scores_device(b, dst, stream);
+  }
+  raise_bad(bad);
+}
+#endif
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -164,7 +292,9 @@ PYBIND11_MODULE(_core, m) {
 #else
     info["cuda"] = false;
 #endif
-    info["cuda_devices"] = 0;
+    const py::dict cuda = cuda_info();
+    info["cuda_devices"] = py::len(cuda["devices"]);
+    info["cuda_info"] = cuda;
     info["cpu_isa"] = lenet::isa_name(lenet::detect_isa());
     return info;
   });
@@ -184,4 +314,52 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("small_batch_limit", &CpuEngine::small_batch_limit)
       .def_property_readonly("num_classes", [](const CpuEngine& e) { return e.model().num_classes; })
       .def_property_readonly("input_size", [](const CpuEngine& e) { return e.model().input_size; });
+  // Runs the CUDA kernels' programs on the CPU (tests prove the kernel logic with it).
+  m.def("emulate_cuda_scores",
+        [](const py::dict& spec, const py::dict& weights, py::array_t<uint8_t> connected,
+           const py::array& x, bool reverse) {
+          const Model model = make_model(spec, weights, connected);
+          const lenet::InputBatch b = host_batch(x, model);
+          py::array_t<float> out({b.n, int64_t(model.num_classes)});
+          if (b.n == 0) return out;
+          int64_t bad;
+          {
+            py::gil_scoped_release release;
+            bad = lenet::cuda::emulate_scores(model, b, out.mutable_data(),
+                                              reverse ? lenet::cuda::ThreadOrder::Reverse
+                                                      : lenet::cuda::ThreadOrder::Forward);
+          }
+          raise_bad(bad);
+          return out;
+        },
+        py::arg("spec"), py::arg("weights"), py::arg("c3_connected"), py::arg("x"),
+        py::arg("reverse") = false);
+#ifdef LENET_WITH_CUDA
+  py::class_<CudaEngine, std::shared_ptr<CudaEngine>>(m, "CudaEngine")
+      .def(py::init([](const py::dict& spec, const py::dict& weights, py::array_t<uint8_t> connected) {
+             return std::make_shared<CudaEngine>(make_model(spec, weights, connected));
+           }),
+           py::arg("spec"), py::arg("weights"), py::arg("c3_connected"))
+      .def("scores",
+           [](CudaEngine& e, const py::array& x) {
+             const lenet::InputBatch b = host_batch(x, e.model());
+             py::array_t<float> out({b.n, int64_t(e.model().num_classes)});
+             if (b.n == 0) return out;
+             int64_t bad;
+             {
+               py::gil_scoped_release release;
+               bad = e.scores_host(b, out.mutable_data());
+             }
+             raise_bad(bad);
+             return out;
+           },
+           py::arg("x"))
+      .def("scores_dlpack", &scores_dlpack, py::arg("x"), py::arg("out"), py::arg("stream") = 0)
+      .def_property_readonly("device", &CudaEngine::device)
+      .def_property_readonly("device_name", &CudaEngine::device_name)
+      .def_property_readonly("threads", [](const CudaEngine&) { return 1; })
+      .def_property_readonly("isa", [](const CudaEngine&) { return std::string("cuda"); })
+      .def_property_readonly("num_classes", [](const CudaEngine& e) { return e.model().num_classes; })
+      .def_property_readonly("input_size", [](const CudaEngine& e) { return e.model().input_size; });
+#endif
 }

@@ -1,0 +1,251 @@
+#include "engine/cuda/cuda_engine.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/device.h"
+#include "engine/cuda/emulator.h"
+#include "engine/cuda/kernels.h"
+
+#ifndef LENET_CUDA_ARCHS
+#define LENET_CUDA_ARCHS "?"
+#endif
+
+namespace lenet::cuda {
+
+// ---- device discovery ---------------------------------------------------------------------------
+
+CudaStatus cuda_status() noexcept {
+  CudaStatus s;
+  s.compiled = true;
+  s.archs = LENET_CUDA_ARCHS;
+  cudaRuntimeGetVersion(&s.runtime_version);
+  if (cudaDriverGetVersion(&s.driver_version) != cudaSuccess) s.driver_version = 0;
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    s.error = std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+    (void)cudaGetLastError();
+    return s;
+  }
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    DeviceInfo d;
+    d.index = i;
+    d.name = prop.name;
+    d.major = prop.major;
+    d.minor = prop.minor;
+    d.multiprocessors = prop.multiProcessorCount;
+    d.memory_bytes = static_cast<long long>(prop.totalGlobalMem);
+    s.devices.push_back(d);
+  }
+  if (s.devices.empty() && s.error.empty()) s.error = "no CUDA device found";
+  return s;
+}
+
+int device_count() noexcept {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+// ---- buffers ------------------------------------------------------------------------------------
+
+namespace {
+
+// Images per pass: bounds the reused buffers (S4 of 65,536 images = 105 MB) whatever the batch.
+constexpr int64_t kMaxChunk = 65536;
+
+struct DeviceBuffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  ~DeviceBuffer() { if (p) cudaFree(p); }
+  void* get(size_t want) {
+    if (want > bytes) {
+      if (p) LENET_CUDA_CHECK(cudaFree(p));
+      p = nullptr;
+      bytes = 0;
+      LENET_CUDA_CHECK(cudaMalloc(&p, want));
+      bytes = want;
+    }
+    return p;
+  }
+};
+
+struct PinnedBuffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  ~PinnedBuffer() { if (p) cudaFreeHost(p); }
+  void* get(size_t want) {
+    if (want > bytes) {
+      if (p) LENET_CUDA_CHECK(cudaFreeHost(p));
+      p = nullptr;
+      bytes = 0;
+      LENET_CUDA_CHECK(cudaMallocHost(&p, want));
+      bytes = want;
+    }
+    return p;
+  }
+};
+
+template <class T>
+T* upload(DeviceBuffer& buf, const std::vector<T>& v) {
+  T* d = static_cast<T*>(buf.get(v.size() * sizeof(T)));
+  LENET_CUDA_CHECK(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+// Makes the engine's device current for the scope and restores the caller's.
+struct DeviceGuard {
+  int prev = -1;
+  explicit DeviceGuard(int dev) {
+    LENET_CUDA_CHECK(cudaGetDevice(&prev));
+    if (prev != dev) LENET_CUDA_CHECK(cudaSetDevice(dev));
+  }
+  ~DeviceGuard() {
+    int cur = -1;
+    if (cudaGetDevice(&cur) == cudaSuccess && cur != prev) cudaSetDevice(prev);
+  }
+};
+
+}  // namespace
+
+struct CudaEngine::Impl {
+  Model model;
+  PackedModel packed;
+  HeadParams head{};
+  int device = 0;
+  std::string name;
+  cudaStream_t stream = nullptr;
+  std::mutex mu;
+  DeviceBuffer w_c5, w_c5b, w_f6, w_f6b, w_out, w_outb;  // weights, uploaded once
+  DeviceBuffer d_in, d_s4, d_scores, d_bad;              // reused across calls
+  PinnedBuffer h_in, h_scores, h_bad;
+
+  ~Impl() {
+    if (stream) {
+      cudaStreamSynchronize(stream);
+      cudaStreamDestroy(stream);
+    }
+  }
+
+  // Both kernels for one chunk already in device memory; scores to device memory.
+  void run(const InputView& in, float* scores, int* bad, cudaStream_t s) {
+    float* s4 = static_cast<float*>(d_s4.get(size_t(in.n) * kS4Len * sizeof(float)));
+    launch_fused_subsample(packed.sub, in, s4, bad, s);
+    launch_fused_rbf(head, s4, in.n, scores, s);
+  }
+};
+
+CudaEngine::CudaEngine(Model model) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw std::runtime_error(std::string("device='cuda': no usable CUDA driver or device (") +
+                             cudaGetErrorName(e) + ": " + cudaGetErrorString(e) + ")");
+  }
+  if (count == 0) throw std::runtime_error("device='cuda': no CUDA device found");
+  LENET_CUDA_CHECK(cudaGetDevice(&m.device));
+  cudaDeviceProp prop{};
+  LENET_CUDA_CHECK(cudaGetDeviceProperties(&prop, m.device));
+  m.name = prop.name;
+  m.model = std::move(model);
+  m.packed = pack_model(m.model);  // validates
+  m.head = m.packed.head;
+  m.head.c5_wt = upload(m.w_c5, m.packed.c5_wt);
+  m.head.c5_b = upload(m.w_c5b, m.packed.c5_b);
+  m.head.f6_wt = upload(m.w_f6, m.packed.f6_wt);
+  m.head.f6_b = upload(m.w_f6b, m.packed.f6_b);
+  m.head.out_wt = upload(m.w_out, m.packed.out_wt);
+  m.head.out_b = upload(m.w_outb, m.packed.out_b);
+  // Non-blocking: the engine's copies and kernels do not serialize with the legacy stream.
+  LENET_CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+}
+
+CudaEngine::~CudaEngine() = default;
+
+const Model& CudaEngine::model() const { return impl_->model; }
+int CudaEngine::device() const { return impl_->device; }
+std::string CudaEngine::device_name() const { return impl_->name; }
+
+static void check_batch(const Model& model, const InputBatch& batch) {
+  if (batch.size != model.input_size && !(batch.u8 && batch.size == 28))
+    throw std::invalid_argument("image size does not match the model input");
+  if (batch.n > INT_MAX) throw std::invalid_argument("batch too large (more than 2^31 images)");
+}
+
+int64_t CudaEngine::scores_host(const InputBatch& batch, float* scores) {
+  Impl& m = *impl_;
+  check_batch(m.model, batch);
+  if (batch.n <= 0) return -1;
+  std::lock_guard<std::mutex> lock(m.mu);
+  DeviceGuard guard(m.device);
+  const int classes = m.model.num_classes;
+  const size_t px = size_t(batch.size) * batch.size * (batch.u8 ? 1 : sizeof(float));
+  const int64_t chunk = std::min(batch.n, kMaxChunk);
+  void* h_in = m.h_in.get(size_t(chunk) * px);
+  float* h_out = static_cast<float*>(m.h_scores.get(size_t(chunk) * classes * sizeof(float)));
+  int* h_bad = static_cast<int*>(m.h_bad.get(sizeof(int)));
+  void* d_in = m.d_in.get(size_t(chunk) * px);
+  float* d_out = static_cast<float*>(m.d_scores.get(size_t(chunk) * classes * sizeof(float)));
+  int* d_bad = static_cast<int*>(m.d_bad.get(sizeof(int)));
+  LENET_CUDA_CHECK(cudaMemsetAsync(d_bad, 0x7f, sizeof(int), m.stream));  // 0x7f7f7f7f: none
+  const char* src = batch.u8 ? reinterpret_cast<const char*>(batch.u8)
+                             : reinterpret_cast<const char*>(batch.f32);
+  int64_t first_bad = -1;
+  for (int64_t first = 0; first < batch.n; first += chunk) {
+    const int64_t n = std::min(chunk, batch.n - first);
+    // The previous chunk's results must have left the pinned buffers before they are reused.
+    LENET_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    std::memcpy(h_in, src + first * px, size_t(n) * px);
+    LENET_CUDA_CHECK(cudaMemcpyAsync(d_in, h_in, size_t(n) * px, cudaMemcpyHostToDevice, m.stream));
+    InputView in{batch.u8 ? static_cast<const uint8_t*>(d_in) : nullptr,
+                 batch.u8 ? nullptr : static_cast<const float*>(d_in), n, batch.size, first};
+    m.run(in, d_out, d_bad, m.stream);
+    LENET_CUDA_CHECK(cudaMemcpyAsync(h_out, d_out, size_t(n) * classes * sizeof(float),
+                                     cudaMemcpyDeviceToHost, m.stream));
+    LENET_CUDA_CHECK(cudaMemcpyAsync(h_bad, d_bad, sizeof(int), cudaMemcpyDeviceToHost, m.stream));
+    LENET_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    std::memcpy(scores + first * classes, h_out, size_t(n) * classes * sizeof(float));
+    if (*h_bad != 0x7f7f7f7f) {
+      first_bad = *h_bad;
+      break;
+    }
+  }
+  return first_bad;
+}
+
+int64_t CudaEngine::scores_device(const InputBatch& batch, float* scores, uintptr_t stream) {
+  Impl& m = *impl_;
+  check_batch(m.model, batch);
+  if (batch.n <= 0) return -1;
+  std::lock_guard<std::mutex> lock(m.mu);
+  DeviceGuard guard(m.device);
+  cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  const int classes = m.model.num_classes;
+  const size_t px = size_t(batch.size) * batch.size;
+  int* d_bad = static_cast<int*>(m.d_bad.get(sizeof(int)));
+  int* h_bad = static_cast<int*>(m.h_bad.get(sizeof(int)));
+  LENET_CUDA_CHECK(cudaMemsetAsync(d_bad, 0x7f, sizeof(int), s));
+  for (int64_t first = 0; first < batch.n; first += kMaxChunk) {
+    const int64_t n = std::min(kMaxChunk, batch.n - first);
+    InputView in{batch.u8 ? batch.u8 + first * px : nullptr,
+                 batch.u8 ? nullptr : batch.f32 + first * px, n, batch.size, first};
+    m.run(in, scores + first * classes, d_bad, s);  // S4 buffer reuse is ordered by the stream
+  }
+  LENET_CUDA_CHECK(cudaMemcpyAsync(h_bad, d_bad, sizeof(int), cudaMemcpyDeviceToHost, s));
+  LENET_CUDA_CHECK(cudaStreamSynchronize(s));
+  return *h_bad == 0x7f7f7f7f ? -1 : *h_bad;  // the lowest bad index over all chunks
+}
+
+}  // namespace lenet::cuda

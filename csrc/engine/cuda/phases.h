@@ -1,0 +1,416 @@
+#pragma once
+// The CUDA kernels' logic, written once for the GPU and for the host emulator.
+//
+// Each kernel is a *program*: a fixed sequence of named phases separated by block-wide barriers.
+// A phase is a __host__ __device__ function of (thread index, that thread's registers, the block's
+// shared memory). The program is a template over an executor:
+//   * on the GPU (DeviceExec, fused_*.cu) every thread runs the phase for itself, then
+//     __syncthreads();
+//   * on the host (HostExec, emulator.cpp) the phase runs for thread 0, 1, ..., T-1 (or in reverse,
+//     to catch a phase that reads what another thread of the same phase writes), then the next.
+// So the emulator executes exactly the code the GPU runs, with the same shared-memory layout,
+// block shape and grid, and only the barrier semantics are modelled. Loops around phases (the
+// weight chunks of the head) are uniform across the block, so their barriers are legal on the GPU.
+//
+// Plain C++ when not compiled by nvcc.
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define LENET_HD __host__ __device__ __forceinline__
+#define LENET_UNROLL _Pragma("unroll")
+#else
+#define LENET_HD inline
+#define LENET_UNROLL
+#endif
+
+#include <cmath>
+
+namespace lenet::cuda {
+
+// ---- fixed geometry (DESIGN.md §3) ------------------------------------------------------------
+constexpr int kFrame = 32;                    // C1 input frame: input_size + 2*c1_padding
+constexpr int kFramePix = kFrame * kFrame;
+constexpr int kMaps1 = 6, kS2 = 14, kS2Pix = kS2 * kS2;        // S2: 6@14x14
+constexpr int kMaps3 = 16, kS4 = 5, kS4Pix = kS4 * kS4;        // S4: 16@5x5
+constexpr int kS4Len = kMaps3 * kS4Pix;                         // 400 = C5 fan-in
+constexpr int kC5 = 120, kF6 = 84;
+
+enum : int { kActTanhLike = 0, kActRelu = 1 };
+enum : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
+
+// ---- launch configuration -------------------------------------------------------------------
+//
+// fused_subsample: one block = kSubImages images, kSubThreads threads.
+//   Shared memory: the 4 padded 32x32 input frames (preprocessed once as they are loaded) and the
+//   4 images' S2 maps: (4*1024 + 4*1176)*4 B = 35.2 KB, static (< 48 KB, no opt-in needed).
+//   C1 and C3 maps are never stored anywhere: a thread computes the four convolution outputs under
+//   one 2x2 subsampling window in registers, squashes, pools and squashes again. A thread's 6x6
+//   input patch is loaded once into registers and reused for all 6 C1 maps (150 FMAs per shared
+//   load); work items are ordered map-major in C3 so a warp reads one map's weights (a broadcast
+//   from the constant bank) and runs one fan-in. 256 threads x 35 KB per block gives 4 blocks
+//   (1024 threads, 50 %) per SM on sm_80/90 and 2 (512 threads) on 100 KB-shared parts: the
+//   kernel is FMA-bound with ~40 live registers, so that occupancy hides the shared-memory latency.
+// fused_rbf (the head): one block = kHeadImages images, kHeadThreads threads; each thread owns a
+//   2-image x U-unit register tile (U = 8 for C5, 6 for F6) and reads its operands from shared
+//   memory: the weights are streamed through shared memory in chunks of kChunk inputs, so each
+//   weight loaded from global (L2) is reused by 32 images, and each shared load feeds 2 (weights)
+//   or U (activations) FMAs. Shared: 32x25 activation chunk + 25x128 weight chunk + C5 and F6
+//   outputs of 32 images = 42 KB static, 256 threads: 2-5 blocks per SM depending on the part.
+constexpr int kSubImages = 4;
+constexpr int kSubThreads = 256;
+constexpr int kHeadImages = 32;
+constexpr int kHeadThreads = 256;
+constexpr int kHeadUnitGroups = 16;  // threads per image pair; thread unit j of group g = g + 16*j
+constexpr int kHeadImageGroups = kHeadThreads / kHeadUnitGroups;  // 16 pairs = 32 images
+constexpr int kChunk = 25;           // inputs per weight chunk (one S4 map for C5)
+constexpr int kF6Chunk = 24;         // 120 = 5 x 24
+constexpr int kC5Pad = 128, kF6Pad = 96;  // units rounded up to 16 x U
+constexpr int kC5U = kC5Pad / kHeadUnitGroups, kF6U = kF6Pad / kHeadUnitGroups;
+constexpr int kWChunkMax = kChunk * kC5Pad;  // floats of the weight-chunk buffer
+constexpr int kOutUMax = 8;
+
+// ---- parameters -------------------------------------------------------------------------------
+
+// Everything the subsampling kernel reads besides pixels: ~10.6 KB, passed by value as a
+// __grid_constant__ kernel parameter, so it lives in the constant bank of each launch (uniform
+// reads are broadcasts) and two engines with different weights never share a __constant__ symbol.
+// (Kernel parameters up to 32 KB: CUDA >= 12.1, sm_70+.)
+struct SubsampleParams {
+  int act;                       // kActTanhLike: add + amp*tanh(slope*a); kActRelu
+  float act_amp, act_slope, act_add;
+  int pooling;
+  int input_size, c1_pad;        // model input side, C1 zero padding
+  int pre_pad, pre_invert;       // uint8 contract: pad 28x28 images with background, ink polarity
+  float pre_scale, pre_offset;
+  float c1_w[kMaps1 * 25], c1_b[kMaps1], s2_coef[kMaps1], s2_bias[kMaps1];
+  float c3_w[kMaps3 * kMaps1 * 25], c3_b[kMaps3], s4_coef[kMaps3], s4_bias[kMaps3];
+  int c3_fan_in[kMaps3];
+  int c3_inputs[kMaps3][kMaps1];
+};
+
+// The head's weights stay in global memory (C5 alone is 192 KB), transposed and zero-padded to
+// [inputs][units rounded up], and are staged through shared memory chunk by chunk.
+struct HeadParams {
+  int act;
+  float act_amp, act_slope, act_add;
+  int rbf;                       // 1: scores = -sum (x - w)^2; 0: scores = x.w + b
+  int classes, out_pad, out_u;   // out_pad = 16 * out_u * unit blocks
+  const float* c5_wt;            // [400][128]
+  const float* c5_b;             // [128]
+  const float* f6_wt;            // [120][96]
+  const float* f6_b;             // [96]
+  const float* out_wt;           // [84][out_pad]
+  const float* out_b;            // [out_pad]
+};
+
+// A batch in device (or, for the emulator, host) memory: contiguous uint8 [n][size][size] raw
+// pixels or float32 [n][input_size][input_size] normalized input.
+struct InputView {
+  const uint8_t* u8;
+  const float* f32;
+  int64_t n;
+  int size;
+  int64_t index_base;  // index of image 0 in the caller's batch (for NaN/Inf reports)
+};
+
+// ---- helpers --------------------------------------------------------------------------------
+
+LENET_HD float squash(int act, float amp, float slope, float add, float a) {
+  if (act == kActRelu) return a > 0.f ? a : 0.f;
+  return add + amp * tanhf(slope * a);
+}
+
+LENET_HD float max2(float a, float b) { return a > b ? a : b; }
+
+// One 2x2 subsampling unit over four squashed convolution outputs.
+LENET_HD float pool4(int kind, float a, float b, float c, float d, float coef, float bias,
+                     int act, float amp, float slope, float add) {
+  if (kind == kPoolMax) return max2(max2(a, b), max2(c, d));
+  const float s = (a + b) + (c + d);
+  if (kind == kPoolAvg) return s * 0.25f;
+  return squash(act, amp, slope, add, s * coef + bias);
+}
+
+// 5x5 convolution at the four positions of a 2x2 window, from a 6x6 register patch.
+LENET_HD void conv2x2(const float (&x)[6][6], const float* w, float (&acc)[4]) {
+LENET_UNROLL
+  for (int ky = 0; ky < 5; ++ky)
+LENET_UNROLL
+    for (int kx = 0; kx < 5; ++kx) {
+      const float wv = w[ky * 5 + kx];
+      acc[0] += wv * x[ky][kx];
+      acc[1] += wv * x[ky][kx + 1];
+      acc[2] += wv * x[ky + 1][kx];
+      acc[3] += wv * x[ky + 1][kx + 1];
+    }
+}
+
+// Records the lowest index of an image with a NaN/Inf pixel.
+LENET_HD void note_bad(int* first_bad, int64_t img) {
+#ifdef __CUDA_ARCH__
+  atomicMin(first_bad, int(img));
+#else
+  if (int(img) < *first_bad) *first_bad = int(img);
+#endif
+}
+
+LENET_HD bool finite(float v) { return v - v == 0.f; }
+
+// ================================================================================================
+// fused_subsample: input -> C1 -> squash -> S2 (-> squash) -> C3 -> squash -> S4 (-> squash)
+// ================================================================================================
+
+struct SubShared {
+  float in[kSubImages][kFramePix];   // padded, preprocessed 32x32 frames
+  float s2[kSubImages][kMaps1 * kS2Pix];
+};
+
+struct NoRegs {};
+
+// Phase 1, load_frames: each thread fills frame pixels tid, tid+T, ... applying the padding of C1
+// and, for uint8, the preprocessing contract (ink polarity, scale/offset, background padding).
+LENET_HD void phase_load_frames(const SubsampleParams& p, const InputView& in, int64_t first,
+                                int tid, SubShared& sh, int* first_bad) {
+  const int isz = p.input_size;
+  for (int idx = tid; idx < kSubImages * kFramePix; idx += kSubThreads) {
+    const int b = idx / kFramePix, y = (idx % kFramePix) / kFrame, x = idx % kFrame;
+    const int64_t img = first + b;
+    float v = 0.f;
+    const int iy = y - p.c1_pad, ix = x - p.c1_pad;  // model-input coordinates
+    if (img < in.n && iy >= 0 && iy < isz && ix >= 0 && ix < isz) {
+      if (in.u8) {
+        const int pad = in.size == isz ? 0 : p.pre_pad;
+        const int ry = iy - pad, rx = ix - pad;
+        if (ry >= 0 && ry < in.size && rx >= 0 && rx < in.size) {
+          const float px = float(in.u8[(img * in.size + ry) * in.size + rx]);
+          const float ink = p.pre_invert ? 1.f - px / 255.f : px / 255.f;
+          v = p.pre_offset + p.pre_scale * ink;
+        } else {
+          v = p.pre_offset;  // pad pixels are zero-ink pixels, whatever the polarity
+        }
+      } else {
+        v = in.f32[(img * isz + iy) * isz + ix];
+        if (!finite(v)) note_bad(first_bad, in.index_base + img);
+      }
+    }
+    sh.in[b][y * kFrame + x] = v;
+  }
+}
+
+// Phase 2, c1_s2: work item = (image, S2 position); all 6 maps from one 6x6 register patch.
+LENET_HD void phase_c1_s2(const SubsampleParams& p, int tid, SubShared& sh) {
+  for (int item = tid; item < kSubImages * kS2Pix; item += kSubThreads) {
+    const int b = item / kS2Pix, pos = item % kS2Pix, r = pos / kS2, c = pos % kS2;
+    float x[6][6];
+    const float* src = sh.in[b] + (2 * r) * kFrame + 2 * c;
+LENET_UNROLL
+    for (int dy = 0; dy < 6; ++dy)
+LENET_UNROLL
+      for (int dx = 0; dx < 6; ++dx) x[dy][dx] = src[dy * kFrame + dx];
+    for (int m = 0; m < kMaps1; ++m) {
+      float acc[4] = {p.c1_b[m], p.c1_b[m], p.c1_b[m], p.c1_b[m]};
+      conv2x2(x, p.c1_w + m * 25, acc);
+LENET_UNROLL
+      for (int j = 0; j < 4; ++j) acc[j] = squash(p.act, p.act_amp, p.act_slope, p.act_add, acc[j]);
+      const float coef = p.pooling == kPoolTrainable ? p.s2_coef[m] : 0.f;
+      const float bias = p.pooling == kPoolTrainable ? p.s2_bias[m] : 0.f;
+      sh.s2[b][m * kS2Pix + pos] = pool4(p.pooling, acc[0], acc[1], acc[2], acc[3], coef, bias,
+                                         p.act, p.act_amp, p.act_slope, p.act_add);
+    }
+  }
+}
+
+// Phase 3, c3_s4: work item = (C3 map, image, S4 position), map-major; only the S2 maps the
+// connection table names are read. Writes the S4 activations [n][400] (C5's input order).
+LENET_HD void phase_c3_s4(const SubsampleParams& p, int64_t n, int64_t first, int tid,
+                          const SubShared& sh, float* s4) {
+  constexpr int kPerMap = kSubImages * kS4Pix;
+  for (int item = tid; item < kMaps3 * kPerMap; item += kSubThreads) {
+    const int o = item / kPerMap, b = (item % kPerMap) / kS4Pix, pos = item % kS4Pix;
+    const int r = pos / kS4, c = pos % kS4;
+    float acc[4] = {p.c3_b[o], p.c3_b[o], p.c3_b[o], p.c3_b[o]};
+    for (int t = 0; t < p.c3_fan_in[o]; ++t) {
+      const int i = p.c3_inputs[o][t];
+      const float* src = sh.s2[b] + i * kS2Pix + (2 * r) * kS2 + 2 * c;
+      float x[6][6];
+LENET_UNROLL
+      for (int dy = 0; dy < 6; ++dy)
+LENET_UNROLL
+        for (int dx = 0; dx < 6; ++dx) x[dy][dx] = src[dy * kS2 + dx];
+      conv2x2(x, p.c3_w + (o * kMaps1 + i) * 25, acc);
+    }
+LENET_UNROLL
+    for (int j = 0; j < 4; ++j) acc[j] = squash(p.act, p.act_amp, p.act_slope, p.act_add, acc[j]);
+    const float coef = p.pooling == kPoolTrainable ? p.s4_coef[o] : 0.f;
+    const float bias = p.pooling == kPoolTrainable ? p.s4_bias[o] : 0.f;
+    const float v = pool4(p.pooling, acc[0], acc[1], acc[2], acc[3], coef, bias, p.act, p.act_amp,
+                          p.act_slope, p.act_add);
+    if (first + b < n) s4[(first + b) * kS4Len + o * kS4Pix + pos] = v;
+  }
+}
+
+// The program of one block (images first .. first+3).
+template <class Exec>
+LENET_HD void subsample_program(Exec& ex, const SubsampleParams& p, const InputView& in,
+                                int64_t first, SubShared& sh, float* s4, int* first_bad) {
+  ex.phase([&](int tid, NoRegs&) { phase_load_frames(p, in, first, tid, sh, first_bad); });
+  ex.phase([&](int tid, NoRegs&) { phase_c1_s2(p, tid, sh); });
+  ex.phase([&](int tid, NoRegs&) { phase_c3_s4(p, in.n, first, tid, sh, s4); });
+}
+
+// ================================================================================================
+// fused_rbf: S4 -> C5 -> squash -> F6 -> squash -> RBF distances (or linear), scores only
+// ================================================================================================
+
+struct HeadShared {
+  float x[kHeadImages][kChunk];      // current chunk of S4 activations
+  float w[kWChunkMax];               // current chunk of weights [rows][cols]
+  float c5[kHeadImages][kC5];
+  float f6[kHeadImages][kF6];
+};
+
+// A thread's register tile: 2 images x up to 8 units.
+struct HeadRegs {
+  float acc[2][8];
+};
+
+LENET_HD int head_image_group(int tid) { return tid / kHeadUnitGroups; }
+LENET_HD int head_unit_group(int tid) { return tid % kHeadUnitGroups; }
+
+template <int U>
+LENET_HD void tile_init(HeadRegs& r, const float* bias /* nullable */, int u0, int ug) {
+LENET_UNROLL
+  for (int j = 0; j < U; ++j) {
+    const float b = bias ? bias[u0 + ug + kHeadUnitGroups * j] : 0.f;
+    r.acc[0][j] = b;
+    r.acc[1][j] = b;
+  }
+}
+
+// Phase stage_weights: copy rows k0..k0+rows-1, columns u0..u0+cols-1 of a transposed weight
+// matrix (row stride ld) into the shared chunk; coalesced along the units.
+LENET_HD void phase_stage_weights(const float* wt, int ld, int k0, int rows, int u0, int cols,
+                                  int tid, HeadShared& sh) {
+  for (int idx = tid; idx < rows * cols; idx += kHeadThreads) {
+    const int kk = idx / cols, u = idx % cols;
+    sh.w[idx] = wt[(k0 + kk) * ld + u0 + u];
+  }
+}
+
+// Phase stage_s4_chunk: the S4 activations k0..k0+24 of the block's 32 images, and C5's weights.
+LENET_HD void phase_stage_c5_chunk(const HeadParams& p, const float* s4, int64_t n, int64_t first,
+                                   int k0, int tid, HeadShared& sh) {
+  for (int idx = tid; idx < kHeadImages * kChunk; idx += kHeadThreads) {
+    const int b = idx / kChunk, kk = idx % kChunk;
+    sh.x[b][kk] = first + b < n ? s4[(first + b) * kS4Len + k0 + kk] : 0.f;
+  }
+  phase_stage_weights(p.c5_wt, kC5Pad, k0, kChunk, 0, kC5Pad, tid, sh);
+}
+
+// Phase accumulate: acc[i][j] += x[image i][k] * w[k][unit j] (or the squared distance) over the
+// chunk's rows. x rows have stride x_ld and start at column xk0.
+template <int U, bool Rbf>
+LENET_HD void phase_accumulate(const float* x, int x_ld, int xk0, int rows, int cols, int tid,
+                               const HeadShared& sh, HeadRegs& r) {
+  const int ig = head_image_group(tid), ug = head_unit_group(tid);
+  const float* x0 = x + (2 * ig) * x_ld + xk0;
+  const float* x1 = x0 + x_ld;
+  for (int kk = 0; kk < rows; ++kk) {
+    const float a0 = x0[kk], a1 = x1[kk];
+    const float* wrow = sh.w + kk * cols + ug;
+LENET_UNROLL
+    for (int j = 0; j < U; ++j) {
+      const float w = wrow[kHeadUnitGroups * j];
+      if (Rbf) {
+        const float d0 = a0 - w, d1 = a1 - w;
+        r.acc[0][j] += d0 * d0;
+        r.acc[1][j] += d1 * d1;
+      } else {
+        r.acc[0][j] += a0 * w;
+        r.acc[1][j] += a1 * w;
+      }
+    }
+  }
+}
+
+// Phase squash_to: squash the tile and store units < units of both images into dst[image][units].
+template <int U>
+LENET_HD void phase_squash_to(const HeadParams& p, int units, float* dst, int tid, HeadRegs& r) {
+  const int ig = head_image_group(tid), ug = head_unit_group(tid);
+LENET_UNROLL
+  for (int j = 0; j < U; ++j) {
+    const int u = ug + kHeadUnitGroups * j;
+    if (u < units)
+      for (int i = 0; i < 2; ++i)
+        dst[(2 * ig + i) * units + u] = squash(p.act, p.act_amp, p.act_slope, p.act_add, r.acc[i][j]);
+  }
+}
+
+// Phase write_scores: the only global store of the head.
+template <int U>
+LENET_HD void phase_write_scores(const HeadParams& p, int u0, int64_t n, int64_t first, float* out,
+                                 int tid, HeadRegs& r) {
+  const int ig = head_image_group(tid), ug = head_unit_group(tid);
+LENET_UNROLL
+  for (int j = 0; j < U; ++j) {
+    const int u = u0 + ug + kHeadUnitGroups * j;
+    if (u >= p.classes) continue;
+    for (int i = 0; i < 2; ++i) {
+      const int64_t img = first + 2 * ig + i;
+      if (img < n) out[img * p.classes + u] = p.rbf ? -r.acc[i][j] : r.acc[i][j];
+    }
+  }
+}
+
+template <int U, class Exec>
+LENET_HD void output_layer(Exec& ex, const HeadParams& p, int64_t n, int64_t first,
+                           HeadShared& sh, float* out) {
+  constexpr int cols = kHeadUnitGroups * U;
+  for (int u0 = 0; u0 < p.out_pad; u0 += cols) {
+    ex.phase([&](int tid, HeadRegs& r) { tile_init<U>(r, p.rbf ? nullptr : p.out_b, u0, head_unit_group(tid)); });
+    for (int k0 = 0; k0 < kF6; k0 += kChunk) {
+      const int rows = kF6 - k0 < kChunk ? kF6 - k0 : kChunk;
+      ex.phase([&](int tid, HeadRegs&) {
+        phase_stage_weights(p.out_wt, p.out_pad, k0, rows, u0, cols, tid, sh);
+      });
+      if (p.rbf)
+        ex.phase([&](int tid, HeadRegs& r) { phase_accumulate<U, true>(&sh.f6[0][0], kF6, k0, rows, cols, tid, sh, r); });
+      else
+        ex.phase([&](int tid, HeadRegs& r) { phase_accumulate<U, false>(&sh.f6[0][0], kF6, k0, rows, cols, tid, sh, r); });
+    }
+    ex.phase([&](int tid, HeadRegs& r) { phase_write_scores<U>(p, u0, n, first, out, tid, r); });
+  }
+}
+
+// The program of one block (images first .. first+31).
+template <class Exec>
+LENET_HD void head_program(Exec& ex, const HeadParams& p, const float* s4, int64_t n,
+                           int64_t first, HeadShared& sh, float* out) {
+  // C5: 16 chunks of 25 inputs (one S4 map each).
+  ex.phase([&](int tid, HeadRegs& r) { tile_init<kC5U>(r, p.c5_b, 0, head_unit_group(tid)); });
+  for (int k0 = 0; k0 < kS4Len; k0 += kChunk) {
+    ex.phase([&](int tid, HeadRegs&) { phase_stage_c5_chunk(p, s4, n, first, k0, tid, sh); });
+    ex.phase([&](int tid, HeadRegs& r) {
+      phase_accumulate<kC5U, false>(&sh.x[0][0], kChunk, 0, kChunk, kC5Pad, tid, sh, r);
+    });
+  }
+  ex.phase([&](int tid, HeadRegs& r) { phase_squash_to<kC5U>(p, kC5, &sh.c5[0][0], tid, r); });
+  // F6: the C5 outputs stay in shared memory; weights in 5 chunks of 24 rows.
+  ex.phase([&](int tid, HeadRegs& r) { tile_init<kF6U>(r, p.f6_b, 0, head_unit_group(tid)); });
+  for (int k0 = 0; k0 < kC5; k0 += kF6Chunk) {
+    ex.phase([&](int tid, HeadRegs&) {
+      phase_stage_weights(p.f6_wt, kF6Pad, k0, kF6Chunk, 0, kF6Pad, tid, sh);
+    });
+    ex.phase([&](int tid, HeadRegs& r) {
+      phase_accumulate<kF6U, false>(&sh.c5[0][0], kC5, k0, kF6Chunk, kF6Pad, tid, sh, r);
+    });
+  }
+  ex.phase([&](int tid, HeadRegs& r) { phase_squash_to<kF6U>(p, kF6, &sh.f6[0][0], tid, r); });
+  // Output: RBF distances to the 10 prototypes (U = 1) or the linear head (U = 1 or 8).
+  if (p.out_u == 1)
+    output_layer<1>(ex, p, n, first, sh, out);
+  else
+    output_layer<kOutUMax>(ex, p, n, first, sh, out);
+}
+
+}  // namespace lenet::cuda
