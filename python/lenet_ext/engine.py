@@ -64,11 +64,11 @@ class Engine:
 
     @property
     def threads(self) -> int:
-        return self._core.threads
+        return getattr(self._core, "threads", 1)
 
     @property
     def isa(self) -> str:
-        return self._core.isa
+        return getattr(self._core, "isa", self.device)
 
     def __repr__(self) -> str:
         return (f"<lenet_ext.Engine {self.spec.arch} device={self.device} isa={self.isa} "
@@ -105,6 +105,8 @@ class Engine:
 
     def scores(self, x: Any) -> np.ndarray:
         """float32 [N, classes], larger = more likely."""
+        if self.device == "cuda" and getattr(getattr(x, "device", None), "type", "cpu") == "cuda":
+            return self._core.scores(x)  # device tensors go to the CUDA core as they are (DLPack)
         return self._core.scores(self._prepare(x))
 
     def predict(self, x: Any) -> Prediction:
