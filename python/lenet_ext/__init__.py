@@ -44,9 +44,10 @@ def _make(arrays: tuple[dict[str, Any], dict[str, Any], Any], device: str, threa
         if not info["cuda"] or not hasattr(_core, "CudaEngine"):
             raise RuntimeError("device='cuda': this lenet_ext was built without CUDA "
                                "(no nvcc at build time); use device='cpu'")
+        from .cuda import CudaCore, no_device_message
         if info.get("cuda_devices", 0) < 1:
-            raise RuntimeError("device='cuda': no CUDA device is available; use device='cpu'")
-        core = _core.CudaEngine(spec_dict, weights, connected)
+            raise RuntimeError(no_device_message(info))
+        core = CudaCore(_core.CudaEngine(spec_dict, weights, connected), spec)
         return Engine(core, spec, device)
     core = CpuEngine(spec_dict, weights, connected, _threads(threads), isa or "")
     return Engine(core, spec, device)

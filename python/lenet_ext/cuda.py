@@ -1,0 +1,81 @@
+"""The CUDA side of an engine: numpy batches go through the core's pinned staging buffers; torch
+CUDA tensors (any DLPack producer with a torch-like interface) go to the kernels zero-copy, on the
+caller's current stream, and the scores come back as a tensor on the input's device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lenet.spec import ArchSpec
+
+
+def no_device_message(info: dict[str, Any]) -> str:
+    cuda = info.get("cuda_info", {})
+    why = cuda.get("error") or "no CUDA device found"
+    return f"device='cuda': no CUDA device is available ({why}); use device='cpu'"
+
+
+def is_cuda_tensor(x: Any) -> bool:
+    return getattr(getattr(x, "device", None), "type", None) == "cuda"
+
+
+class CudaCore:
+    """Wraps ``_core.CudaEngine`` with the same surface as the CPU core (``scores``, ``threads``,
+    ``isa``) plus device tensors."""
+
+    def __init__(self, engine: Any, spec: ArchSpec) -> None:
+        self._engine = engine
+        self._spec = spec
+        self.threads = 1
+        self.isa = f"cuda:{engine.device} ({engine.device_name})"
+        self.device_index = engine.device
+        self.num_classes = engine.num_classes
+        self.input_size = engine.input_size
+
+    def scores(self, x: Any) -> Any:
+        if is_cuda_tensor(x):
+            return self._scores_tensor(x)
+        return self._engine.scores(x)  # a numpy batch already checked by Engine._prepare
+
+    def _scores_tensor(self, x: Any) -> Any:
+        import torch
+
+        size = self._spec.input_size
+        if x.requires_grad:
+            x = x.detach()
+        if x.dtype == torch.uint8:
+            if x.dim() == 4:
+                if x.shape[1] != 1:
+                    raise ValueError(f"expected 1 channel, got {x.shape[1]} (shape {tuple(x.shape)})")
+                x = x[:, 0]
+            if x.dim() != 3 or tuple(x.shape[1:]) not in ((28, 28), (size, size)):
+                raise ValueError(f"uint8 images must be [N, 28, 28] or [N, {size}, {size}]; "
+                                 f"got shape {tuple(x.shape)}")
+        elif x.dtype == torch.float32:
+            if x.dim() != 4 or x.shape[1] != 1 or tuple(x.shape[2:]) != (size, size):
+                raise ValueError(f"float32 input must be [N, 1, {size}, {size}]; "
+                                 f"got shape {tuple(x.shape)}")
+            x = x[:, 0]
+        else:
+            raise ValueError(f"expected uint8 raw pixels or float32 normalized input; got dtype {x.dtype}")
+        if x.device.index != self.device_index:
+            raise ValueError(f"input tensor is on {x.device} but the engine is on cuda:{self.device_index}")
+        x = x.contiguous()  # non-contiguous views: one copy on the GPU
+        out = torch.empty((x.shape[0], self.num_classes), dtype=torch.float32, device=x.device)
+        if x.shape[0] == 0:
+            return out
+        stream = torch.cuda.current_stream(x.device).cuda_stream
+        # DLPack reserves 0; the legacy default stream is 1 there.
+        dl_stream = stream if stream != 0 else 1
+        self._engine.scores_dlpack(x.__dlpack__(stream=dl_stream), out.__dlpack__(stream=dl_stream),
+                                   stream)
+        return out
+
+
+def labels_of(scores: Any) -> Any:
+    """argmax over classes as int64, for numpy arrays and torch tensors alike."""
+    if isinstance(scores, np.ndarray):
+        return scores.argmax(axis=1).astype(np.int64)
+    return scores.argmax(dim=1).long()

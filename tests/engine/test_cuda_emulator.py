@@ -1,0 +1,138 @@
+"""The CUDA kernels' logic, proven on the CPU: the host emulator runs the kernels' own phase
+programs (csrc/engine/cuda/phases.h) over every (block, thread) with the GPU's launch
+configuration and must match the CPU backend (≤ 1e-5 relative) and PyTorch float64."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import lenet_ext
+from lenet.models import build_model
+from lenet_ext import _core
+from lenet_ext.loaders import model_arrays
+
+from .conftest import assert_scores_close, make_model, normalize, reference_scores
+
+RNG = np.random.default_rng(2026)
+IMAGES = RNG.integers(0, 256, (140, 28, 28), dtype=np.uint8)
+IMAGES[::3] = np.where(RNG.random((len(IMAGES[::3]), 28, 28)) < 0.8, 0, 255)  # sparse strokes
+# Odd sizes around both kernels' tiles (4 images per subsampling block, 32 per head block).
+SIZES = [1, 2, 3, 5, 31, 33, 67, 140]
+
+
+def emulate(model, x, reverse: bool = False) -> np.ndarray:
+    spec_dict, weights, connected = model_arrays(model.spec, model.state_dict())
+    return _core.emulate_cuda_scores(spec_dict, weights, connected, np.ascontiguousarray(x),
+                                     reverse=reverse)
+
+
+@pytest.fixture(scope="module")
+def setup(arch):
+    model = make_model(arch, seed=3)
+    cpu = lenet_ext.from_state_dict(model.spec, model.state_dict())
+    ref = reference_scores(model, normalize(IMAGES, model.spec))
+    return model, cpu, ref
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_uint8_matches_cpu_and_float64(setup, n):
+    model, cpu, ref = setup
+    got = emulate(model, IMAGES[:n])
+    assert_scores_close(got, cpu.scores(IMAGES[:n]).astype(np.float64), rtol=1e-5)
+    assert_scores_close(got, ref[:n], rtol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 6, 37])
+def test_float_input_matches(setup, n):
+    model, cpu, ref = setup
+    x = normalize(IMAGES[:n], model.spec).astype(np.float32)
+    got = emulate(model, x[:, 0])
+    assert_scores_close(got, cpu.scores(x).astype(np.float64), rtol=1e-5)
+    assert_scores_close(got, ref[:n], rtol=1e-5)
+
+
+def test_uint8_at_model_input_size(setup):
+    model, cpu, _ = setup
+    size = model.spec.input_size
+    raw = RNG.integers(0, 256, (9, size, size), dtype=np.uint8)
+    got = emulate(model, raw)
+    assert_scores_close(got, cpu.scores(raw).astype(np.float64), rtol=1e-5)
+    assert_scores_close(got, reference_scores(model, normalize(raw, model.spec)), rtol=1e-5)
+
+
+def test_no_race_between_threads_of_a_phase(setup):
+    """Running every phase's threads in reverse order gives bit-identical scores: no phase reads
+    what another thread writes in the same phase (a missing barrier would show here)."""
+    model, _, _ = setup
+    assert np.array_equal(emulate(model, IMAGES[:37]), emulate(model, IMAGES[:37], reverse=True))
+
+
+def test_nan_input_is_reported(setup):
+    model, _, _ = setup
+    x = normalize(IMAGES[:9], model.spec).astype(np.float32)[:, 0].copy()
+    x[6, 3, 4] = np.nan
+    x[8, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="input image 6 contains NaN or Inf"):
+        emulate(model, x)
+
+
+def variant(arch: str, **changes):
+    spec = build_model(arch).spec
+    pre = changes.pop("preprocessing", None)
+    if pre:
+        changes["preprocessing"] = dataclasses.replace(spec.preprocessing, **pre)
+    return dataclasses.replace(spec, **changes)
+
+
+@pytest.mark.parametrize("spec_changes", [
+    {"c3_table": "full"},                                          # lenet5 with a dense C3
+    {"preprocessing": {"ink": "black_on_white"}},                  # inverted ink
+    {"head": "linear", "pooling": "max"},
+], ids=["full-table", "black-on-white", "linear-max"])
+def test_spec_variants(spec_changes):
+    spec = variant("lenet5", **spec_changes)
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(5)
+    model = build_model(spec).eval()
+    cpu = lenet_ext.from_state_dict(spec, model.state_dict())
+    got = emulate(model, IMAGES[:35])
+    assert_scores_close(got, cpu.scores(IMAGES[:35]).astype(np.float64), rtol=1e-5)
+    assert_scores_close(got, reference_scores(model, normalize(IMAGES[:35], spec)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("classes", [3, 17, 150])
+def test_linear_head_widths(classes):
+    """≤ 16 classes: one unit per thread; more: 8 per thread in blocks of 128 units."""
+    names = tuple(f"c{i}" for i in range(classes))
+    model = build_model("lenet-relu", class_names=names).eval()
+    cpu = lenet_ext.from_state_dict(model.spec, model.state_dict())
+    got = emulate(model, IMAGES[:34])
+    assert got.shape == (34, classes)
+    assert_scores_close(got, cpu.scores(IMAGES[:34]).astype(np.float64), rtol=1e-5)
+
+
+def test_build_info_reports_cuda():
+    info = lenet_ext.build_info()
+    assert isinstance(info["cuda"], bool)
+    assert isinstance(info["cuda_devices"], int) and info["cuda_devices"] >= 0
+    cuda = info["cuda_info"]
+    assert cuda["compiled"] == info["cuda"]
+    assert len(cuda["devices"]) == info["cuda_devices"]
+    if info["cuda"]:
+        assert cuda["archs"] and "native" not in cuda["archs"]
+    if info["cuda_devices"] == 0:
+        assert cuda["error"]
+
+
+def test_cuda_without_device_is_a_clear_error():
+    info = lenet_ext.build_info()
+    if info["cuda_devices"] > 0:
+        pytest.skip("a CUDA device is present")
+    model = make_model("lenet5")
+    with pytest.raises(RuntimeError, match="device='cuda'.*use device='cpu'"):
+        lenet_ext.from_state_dict(model.spec, model.state_dict(), device="cuda")
+    # ... and the CPU backend still works.
+    assert lenet_ext.from_state_dict(model.spec, model.state_dict()).scores(IMAGES[:2]).shape == (2, 10)
