@@ -73,9 +73,3 @@ class CudaCore:
                                    stream)
         return out
 
-
-def labels_of(scores: Any) -> Any:
-    """argmax over classes as int64, for numpy arrays and torch tensors alike."""
-    if isinstance(scores, np.ndarray):
-        return scores.argmax(axis=1).astype(np.int64)
-    return scores.argmax(dim=1).long()

@@ -111,6 +111,8 @@ class Engine:
 
     def predict(self, x: Any) -> Prediction:
         s = self.scores(x)
+        if not isinstance(s, np.ndarray):  # CUDA tensor in, CUDA tensor out (device="cuda")
+            return Prediction(s.argmax(dim=1).long(), s)
         return Prediction(s.argmax(axis=1).astype(np.int64), s)
 
     __call__ = scores

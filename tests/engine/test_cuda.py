@@ -115,3 +115,10 @@ def test_build_info_lists_the_device():
     info = lenet_ext.build_info()
     assert info["cuda"] and info["cuda_devices"] >= 1
     assert info["cuda_info"]["devices"][0]["name"]
+
+
+def test_predict_on_device(setup):
+    _, engine, ref = setup
+    labels, scores = engine.predict(torch.from_numpy(IMAGES[:20].copy()).cuda())
+    assert labels.is_cuda and labels.dtype == torch.int64
+    assert torch.equal(labels, scores.argmax(1))
