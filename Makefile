@@ -14,7 +14,11 @@ $(BIN)/python:
 # Dependencies (torch is several GB the first time, cached by pip afterwards).
 $(VENV)/.deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q scikit-build-core pybind11 numpy
+	@# opencv-python (GUI, for lenet-digits' window) replaces opencv-python-headless: both install
+	@# the same cv2 files, so the old one goes first and cv2 is reinstalled if that broke it.
+	$(BIN)/pip uninstall -y -q opencv-python-headless 2>/dev/null || true
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -c "import cv2" 2>/dev/null || $(BIN)/pip install -q --force-reinstall --no-deps opencv-python
 	touch $@
 
 # Rebuild the C++ extension (incremental: scikit-build-core keeps build/).
@@ -28,6 +32,8 @@ demo: build
 	$(BIN)/lenet-export $(RUN)/best.pt --out $(ART)
 	$(BIN)/python -m lenet_ext $(ART) --dataset mnist-sample
 	$(BIN)/lenet-bench $(ART) --seconds 0.5
+	$(BIN)/python -m lenet.digits.synth --out $(RUN)/page.png --seed 1
+	$(BIN)/lenet-digits $(RUN)/page.png --model $(ART) --headless --out $(RUN)/page.annotated.png --json $(RUN)/page.json
 
 test: build
 	$(BIN)/python -m pytest -q

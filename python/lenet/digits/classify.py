@@ -1,0 +1,160 @@
+"""Classifiers for the reader: one batched call per frame, and a confidence that can say "no".
+
+A classifier is anything with ``spec`` (the model's :class:`~lenet.spec.ArchSpec`), ``backend``
+(a name for the user) and ``scores(crops)``: uint8 ``[N, 28, 28]`` raw crops in the spec's ink
+polarity → float32 ``[N, classes]``, larger = more likely. Backends, first that works wins:
+
+* ``engine``: ``lenet_ext`` (the C++ engine; applies the spec's preprocessing itself), from an
+  artifact directory / ``.onnx`` / ``.torchscript.pt`` / ``.pt2``, or from a checkpoint's weights;
+* ``torch``: the PyTorch model, from an artifact (``lenet.artifacts.load_module``) or a checkpoint
+  (``lenet.checkpoint.load_model``), with the spec's preprocessing from ``lenet.data.preprocess``.
+
+Confidence and rejection
+------------------------
+Linear heads: the softmax of the scores; its maximum is the confidence.
+
+RBF head (``lenet5``): the scores are minus the distances y_i from F6's output to the ten fixed
+prototypes. A softmax over −y_i alone is very peaky and says nothing about how *far* the input is
+from every digit: a letter far from all prototypes can still be "99 % a 4". The model was trained
+with the paper's MAP criterion, E = y_D + log(e^{−j} + Σ_i e^{−y_i}), which is the negative log of
+the posterior of a model that has an 11th, "rubbish" class of constant energy j. We use exactly
+that posterior:  P(i) = e^{−y_i} / (e^{−j} + Σ_k e^{−y_k}).  An input far from every prototype
+(y_min ≫ j) gets a confidence near 0, one between two prototypes about ½, and a clear digit near 1
+— distance and margin in one number, with the same j the training used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from lenet.spec import ArchSpec
+
+
+class ModelLoadError(RuntimeError):
+    """A --model path that cannot be loaded by any backend; the message names the path."""
+
+
+class Classifier(Protocol):
+    spec: ArchSpec
+    backend: str
+
+    def scores(self, crops: np.ndarray) -> np.ndarray: ...
+
+
+def rubbish_energy() -> float:
+    """The constant j of the MAP criterion the RBF head was trained with (one value, read from the
+    training loss so the reader and the training never disagree)."""
+    from lenet.models.layers import lecun_map_loss
+
+    return float(inspect.signature(lecun_map_loss).parameters["j"].default)
+
+
+def confidences(scores: np.ndarray, spec: ArchSpec, j: float | None = None) -> np.ndarray:
+    """Per-class probabilities [N, classes] (rows sum to ≤ 1; the rest is "not a digit")."""
+    s = np.asarray(scores, np.float64)
+    if s.size == 0:
+        return s.reshape(0, spec.num_classes)
+    if spec.head == "rbf":
+        if j is None:
+            j = rubbish_energy()
+        logits = np.concatenate([s, np.full((len(s), 1), -j)], axis=1)
+    else:
+        logits = s
+    logits = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    return p[:, :spec.num_classes]
+
+
+class EngineClassifier:
+    backend = "lenet_ext"
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.spec = engine.spec
+
+    def scores(self, crops: np.ndarray) -> np.ndarray:
+        return np.asarray(self.engine.scores(_polarity(crops, self.spec)), np.float32)
+
+
+class TorchClassifier:
+    backend = "torch"
+
+    def __init__(self, model: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.model = model.eval()
+        self.spec = model.spec
+
+    def scores(self, crops: np.ndarray) -> np.ndarray:
+        from lenet.data import preprocess
+
+        crops = _polarity(crops, self.spec)
+        with self.torch.inference_mode():
+            x = preprocess(self.torch.from_numpy(np.ascontiguousarray(crops)), self.spec)
+            return self.model(x).numpy().astype(np.float32)
+
+
+def _polarity(crops: np.ndarray, spec: ArchSpec) -> np.ndarray:
+    """The reader makes white-on-black crops; a model whose raw inputs are black on white gets
+    them inverted, as its preprocessing contract says."""
+    return 255 - crops if spec.preprocessing.ink == "black_on_white" else crops
+
+
+def _is_checkpoint(p: Path) -> bool:
+    return p.is_file() and p.suffix == ".pt" and not p.name.endswith(".torchscript.pt")
+
+
+def _engine(p: Path) -> EngineClassifier:
+    import lenet_ext
+
+    if _is_checkpoint(p):
+        from lenet.checkpoint import load_checkpoint
+
+        state = load_checkpoint(p)
+        return EngineClassifier(lenet_ext.from_state_dict(state["spec"], state["model"]))
+    return EngineClassifier(lenet_ext.load(p))
+
+
+def _torch(p: Path) -> TorchClassifier:
+    if _is_checkpoint(p):
+        from lenet.checkpoint import load_model
+
+        return TorchClassifier(load_model(p)[0])
+    from lenet.artifacts import load_module
+
+    return TorchClassifier(load_module(p))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_classifier(path: str | os.PathLike, backend: str = "auto") -> Classifier:
+    """A classifier for ``path`` (artifact directory, ``.onnx``/``.torchscript.pt``/``.pt2``, or a
+    training checkpoint ``.pt``). ``backend``: ``auto`` (the engine, else torch), ``engine``,
+    ``torch``. Raises :class:`ModelLoadError` naming the path and each backend's reason."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(f"{p}: no such model file or directory")
+    if backend not in ("auto", "engine", "torch"):
+        raise ValueError(f"unknown backend {backend!r}; expected auto, engine or torch")
+    reasons = []
+    if backend in ("auto", "engine"):
+        try:
+            return _engine(p)
+        except Exception as exc:  # noqa: BLE001 - any failure means: try the next backend
+            reasons.append(f"lenet_ext: {_first_line(exc)}")
+    if backend in ("auto", "torch"):
+        try:
+            return _torch(p)
+        except Exception as exc:  # noqa: BLE001
+            reasons.append(f"torch: {_first_line(exc)}")
+    raise ModelLoadError(f"{p}: cannot load the model ({'; '.join(reasons)})")

@@ -1,0 +1,139 @@
+"""The reader's parts: lighting, MNIST normalization, rejection maths, grouping, one batched call."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from lenet.digits.classify import confidences, rubbish_energy
+from lenet.digits.group import Digit, group_numbers
+from lenet.digits.normalize import to_mnist
+from lenet.digits.reader import DigitReader
+from lenet.digits.segment import SegmentOptions, find_candidates, ink_map, threshold
+from lenet.spec import spec_for
+
+
+class CountingClassifier:
+    """A stand-in model that records its calls and calls everything a confident 7."""
+
+    backend = "test"
+
+    def __init__(self, arch: str = "lenet-relu") -> None:
+        self.spec = spec_for(arch)
+        self.calls: list[tuple[int, ...]] = []
+
+    def scores(self, crops: np.ndarray) -> np.ndarray:
+        self.calls.append(crops.shape)
+        s = np.zeros((len(crops), 10), np.float32)
+        s[:, 7] = 20.0
+        return s
+
+
+def paper(h: int = 400, w: int = 600, seed: int = 0) -> np.ndarray:
+    """Light paper with a strong light gradient and a shadow, and sensor noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = 0.45 + 0.5 * xx / w
+    light[:, : w // 3] *= 0.7
+    img = 230 * light + rng.normal(0, 4, (h, w))
+    return img.clip(0, 255).astype(np.uint8)
+
+
+def draw_digit(img: np.ndarray, digit: np.ndarray, x: int, y: int, height: int) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(digit > 30)
+    d = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32) / 255
+    f = height / d.shape[0]
+    d = cv2.resize(d, (max(2, round(d.shape[1] * f)), height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    region = img[y:y + height, x:x + d.shape[1]].astype(np.float32)
+    img[y:y + height, x:x + d.shape[1]] = (region * (1 - 0.8 * d)).astype(np.uint8)
+    return (x, y, d.shape[1], height)
+
+
+def test_ink_map_removes_lighting_and_shadow():
+    img = paper()
+    dark = ink_map(img)
+    # Blank paper under a 2x light gradient and a sharp shadow edge: nothing looks like ink
+    # beyond single noisy pixels (averaged over 5x5, everything is well below min_contrast).
+    assert np.percentile(cv2.blur(dark, (5, 5)), 99.9) < 0.15
+    count, _, stats, _ = cv2.connectedComponentsWithStats(threshold(dark, SegmentOptions().min_contrast))
+    assert count == 1 or stats[1:, cv2.CC_STAT_AREA].max() < 10
+
+
+def test_empty_and_noisy_frames_yield_no_candidates():
+    for img in (paper(), np.full((240, 320), 255, np.uint8), np.zeros((240, 320, 3), np.uint8),
+                np.random.default_rng(1).integers(0, 256, (240, 320), dtype=np.uint8)):
+        reader = DigitReader(CountingClassifier())
+        result = reader.read(img)
+        assert result.numbers == []
+
+
+def test_mnist_digit_survives_the_round_trip(heldout_digits):
+    """A held-out digit drawn large on lit paper comes back as (nearly) the same 28x28 crop."""
+    x, _ = heldout_digits
+    corr = []
+    for digit in x[:40]:
+        img = paper(300, 300)
+        draw_digit(img, digit, 100, 80, 120)
+        cands, _ = find_candidates(img)
+        kept = [c for c in cands if not c.reason]
+        assert len(kept) == 1, [c.reason for c in cands]
+        crop = to_mnist(kept[0].ink).astype(np.float32)
+        corr.append(np.corrcoef(crop.ravel(), digit.astype(np.float32).ravel())[0, 1])
+    assert np.median(corr) > 0.85, corr
+
+
+def test_to_mnist_geometry():
+    ink = np.zeros((90, 30), np.float32)
+    ink[5:85, 10:20] = 1.0  # a tall bar
+    crop = to_mnist(ink)
+    ys, xs = np.nonzero(crop > 0)
+    assert ys.max() - ys.min() + 1 == 20  # the long side is 20 px
+    m = cv2.moments(crop.astype(np.float32))
+    assert abs(m["m10"] / m["m00"] - 14) <= 1 and abs(m["m01"] / m["m00"] - 14) <= 1
+    assert crop.max() == 255  # strokes saturated like MNIST's
+
+
+def test_rbf_confidence_has_a_rubbish_class():
+    spec = spec_for("lenet5")
+    j = rubbish_energy()
+    near = -np.array([[1.0, 30, 30, 30, 30, 30, 30, 30, 30, 30]])        # close to prototype 0
+    far = -np.array([[j + 8, 40, 40, 40, 40, 40, 40, 40, 40, 40]])     # nearest is still far
+    torn = -np.array([[2.0, 2.0, 30, 30, 30, 30, 30, 30, 30, 30]])     # between 0 and 1
+    assert confidences(near, spec)[0, 0] > 0.99
+    assert confidences(far, spec).max() < 0.01  # a plain softmax would say ~1.0
+    assert 0.45 < confidences(torn, spec)[0, 0] < 0.55
+    linear = confidences(np.array([[0.0, 5.0] + [0.0] * 8]), spec_for("lenet-relu"))
+    assert abs(linear.sum() - 1) < 1e-9 and linear.argmax() == 1
+
+
+def test_grouping_lines_numbers_and_order():
+    def d(v, x, y, h=40):
+        return Digit(v, 1.0, (x, y, 25, h))
+    # Two lines, the second slightly rotated; numbers split by wide gaps; input order shuffled.
+    digits = [d(3, 200, 10), d(1, 10, 12), d(2, 40, 10), d(9, 400, 120), d(8, 20, 100),
+              d(7, 50, 104), d(6, 80, 108), d(4, 230, 11)]
+    numbers = group_numbers(digits)
+    assert [n.text for n in numbers] == ["12", "34", "876", "9"]
+    assert numbers[0].box == (10, 10, 55, 42)
+
+
+def test_one_batched_call_per_frame(heldout_digits):
+    x, _ = heldout_digits
+    img = paper(300, 900)
+    for i in range(6):
+        draw_digit(img, x[i], 40 + 130 * i, 100, 70)
+    clf = CountingClassifier()
+    result = DigitReader(clf).read(img)
+    assert clf.calls == [(6, 28, 28)]
+    assert [n.text for n in result.numbers] == ["7"] * 6  # six numbers: the gaps are wide
+
+
+def test_reader_refuses_a_non_digit_model():
+    class Fashion(CountingClassifier):
+        def __init__(self):
+            super().__init__()
+            self.spec = spec_for("lenet-relu", ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j"))
+
+    with pytest.raises(ValueError, match="not the digits"):
+        DigitReader(Fashion())
