@@ -149,7 +149,13 @@ def _read_onnx(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
     if SPEC_KEY not in meta:
         raise ArtifactError(f"{path}: no {SPEC_KEY!r} spec in the ONNX metadata_props")
     spec = _spec(meta[SPEC_KEY], path)
-    arrays = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    arrays: dict[str, np.ndarray] = {}
+    for init in proto.graph.initializer:
+        try:
+            arrays[init.name] = numpy_helper.to_array(init)
+        except Exception as exc:  # a damaged tensor (e.g. raw_data of the wrong length)
+            raise ArtifactError(f"{path}: initializer {init.name!r} unreadable "
+                                f"({type(exc).__name__})") from None
     return spec, arrays
 
 

@@ -270,3 +270,17 @@ def test_loader_errors_name_the_file(tmp_path):
     (tmp_path / "dir" / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="not valid JSON"):
         load_artifact(tmp_path / "dir")
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model.torchscript.pt", "model.pt2"])
+def test_truncated_files_without_manifest_raise_artifact_error(artifact_copy, name):
+    """No manifest to catch it first: the parsers' own failures still come out as ArtifactError
+    naming the file, wherever the file is cut."""
+    (artifact_copy / "manifest.json").unlink()
+    data = (artifact_copy / name).read_bytes()
+    for cut in (0.02, 0.3, 0.6, 0.9, 0.999):
+        path = artifact_copy / f"cut{int(cut * 1000)}.{name}"  # e.g. cut300.model.onnx
+        path.write_bytes(data[: int(len(data) * cut)])
+        with pytest.raises(ArtifactError) as info:
+            load_artifact(path)
+        assert str(path) in str(info.value)
