@@ -33,54 +33,59 @@ static void c3_s4_wide(const KernelParams& kp, const Act& act, const vf* s2, vf*
   }
 }
 
-// Small-batch path: C3 output p = y*16 + x over the flat S2 maps (x >= 10 are junk lanes).
-constexpr int kSmallC3Len = kC3Size * kSmallS2Stride;  // 160
+// Small-batch path: the 16 C3 maps in the lanes (16/W vectors). Weight vectors are dense over the
+// maps (zeros where the table has no connection) and aligned; the S2 values are broadcasts, so
+// there are no junk lanes and no loads split across cache lines.
+constexpr int kNO = kC3Maps / W;                          // vectors per 16 maps
+constexpr int kSmallC3X = W == 16 ? 10 : W == 8 ? 5 : 2;  // positions per register block
 
 static void c3_small(const KernelParams& kp, const Act& act, const float* s2, float* c3) {
-  constexpr int NV = kSmallC3Len / W;  // 10 vectors of 16 on AVX-512
-  constexpr int B = NV < 10 ? NV : 10;
-  for (int o = 0; o < kC3Maps; ++o) {
-    for (int v0 = 0; v0 < NV; v0 += B) {
-      vf acc[B];
-      for (int j = 0; j < B; ++j) acc[j] = bcast(kp.c3_b[o]);
-      for (int t = 0; t < kp.c3_fan_in[o]; ++t) {
-        const int i = kp.c3_inputs[o][t];
-        const float* w = kp.c3_w + (o * kC1Maps + i) * 25;
-        const float* src = s2 + i * kSmallS2Map + v0 * W;
-        for (int ky = 0; ky < 5; ++ky)
+  for (int y = 0; y < kC3Size; ++y)
+    for (int x0 = 0; x0 < kC3Size; x0 += kSmallC3X) {
+      vf acc[kSmallC3X][kNO];
+      for (int x = 0; x < kSmallC3X; ++x)
+        for (int j = 0; j < kNO; ++j) acc[x][j] = loadu(kp.c3_b + j * W);
+      for (int i = 0; i < kC1Maps; ++i)
+        for (int ky = 0; ky < 5; ++ky) {
+          const float* row = s2 + i * kSmallS2Map + (y + ky) * kSmallS2Stride + x0;
+#pragma GCC unroll 5
           for (int kx = 0; kx < 5; ++kx) {
-            const vf wv = bcast(w[ky * 5 + kx]);
-            const float* s = src + ky * kSmallS2Stride + kx;
+            const float* w = kp.c3_wo + ((i * 5 + ky) * 5 + kx) * kC3Maps;
+            vf wv[kNO];
+#pragma GCC unroll 4
+            for (int j = 0; j < kNO; ++j) wv[j] = loadu(w + j * W);
 #pragma GCC unroll 10
-            for (int j = 0; j < B; ++j) acc[j] += wv * loadu(s + j * W);
+            for (int x = 0; x < kSmallC3X; ++x) {
+              const vf xb = bcast(row[x + kx]);
+#pragma GCC unroll 4
+              for (int j = 0; j < kNO; ++j) acc[x][j] += wv[j] * xb;
+            }
           }
-      }
-      for (int j = 0; j < B; ++j) storeu(c3 + o * kSmallC3Len + (v0 + j) * W, act(acc[j]));
+        }
+      for (int x = 0; x < kSmallC3X; ++x)
+        for (int j = 0; j < kNO; ++j)
+          storeu(c3 + (y * kC3Size + x0 + x) * kC3Maps + j * W, act(acc[x][j]));
     }
-  }
 }
 
-// S4 from the flat C3 maps, into the C5 input order k = map*25 + row*5 + col (scalar: 400 units).
-static void s4_small(const KernelParams& kp, const float* c3, float* s4) {
-  for (int o = 0; o < kC3Maps; ++o) {
-    const float coef = kp.s4_coef ? kp.s4_coef[o] : 0.f, bias = kp.s4_bias ? kp.s4_bias[o] : 0.f;
-    for (int r = 0; r < kS4Size; ++r) {
-      const float* r0 = c3 + o * kSmallC3Len + 2 * r * kSmallS2Stride;
-      const float* r1 = r0 + kSmallS2Stride;
-      for (int c = 0; c < kS4Size; ++c) {
-        const float a = r0[2 * c], b = r0[2 * c + 1], d = r1[2 * c], e = r1[2 * c + 1];
-        float v;
+// S4 over the [100][16] C3 layout, into [25][16] (C5 reads it with c5_wt_pos).
+static void s4_small(const KernelParams& kp, const Act& act, const float* c3, float* s4) {
+  for (int r = 0; r < kS4Size; ++r)
+    for (int c = 0; c < kS4Size; ++c)
+      for (int j = 0; j < kNO; ++j) {
+        const float* p = c3 + (2 * r * kC3Size + 2 * c) * kC3Maps + j * W;
+        const vf a = loadu(p), b = loadu(p + kC3Maps), d = loadu(p + kC3Size * kC3Maps),
+                 e = loadu(p + (kC3Size + 1) * kC3Maps);
+        vf v;
         if (kp.pooling == kPoolMax) {
-          const float m1 = a > b ? a : b, m2 = d > e ? d : e;
-          v = m1 > m2 ? m1 : m2;
+          v = vmax(vmax(a, b), vmax(d, e));
         } else {
-          const float s = (a + b) + (d + e);
-          v = kp.pooling == kPoolAvg ? s * 0.25f : s * coef + bias;  // squashed by the caller
+          const vf sum = (a + b) + (d + e);
+          v = kp.pooling == kPoolAvg ? sum * 0.25f
+                                     : act(sum * loadu(kp.s4_coef + j * W) + loadu(kp.s4_bias + j * W));
         }
-        s4[(o * kS4Size + r) * kS4Size + c] = v;
+        storeu(s4 + (r * kS4Size + c) * kC3Maps + j * W, v);
       }
-    }
-  }
 }
 
 }  // namespace lenet::cpu::LENET_ISA_NS

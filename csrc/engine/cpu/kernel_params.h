@@ -28,12 +28,14 @@ struct KernelParams {
   const float* c3_b = nullptr;     // [16]
   int c3_fan_in[kC3Maps] = {};     // connected S2 maps of each C3 map (the table)
   int c3_inputs[kC3Maps][kC1Maps] = {};
+  const float* c3_wo = nullptr;    // [6][25][16]: c3_w with the output maps innermost (small path)
   const float* s4_coef = nullptr;  // [16]
   const float* s4_bias = nullptr;  // [16]
   // Dense layers stored transposed ([inputs][outputs], k = map*25 + ky*5 + kx for C5) with the
   // output dimension zero-padded to a multiple of 16: the wide path broadcasts one weight per
   // FMA, the small-batch path loads whole vectors of output units.
   const float* c5_wt = nullptr;    // [400][kC5Ld]
+  const float* c5_wt_pos = nullptr;  // [25*16][kC5Ld]: row pos*16 + map (small path's S4 order)
   const float* c5_b = nullptr;     // [kC5Ld]
   const float* f6_wt = nullptr;    // [120][kF6Ld]
   const float* f6_b = nullptr;     // [kF6Ld]
