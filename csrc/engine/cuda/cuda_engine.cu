@@ -61,8 +61,11 @@ int device_count() noexcept {
 
 namespace {
 
-// Images per pass: bounds the reused buffers (S4 of 65,536 images = 105 MB) whatever the batch.
+// Images per pass on device input: bounds the reused S4 buffer (65,536 images = 105 MB).
 constexpr int64_t kMaxChunk = 65536;
+// Images per chunk of a host batch: large enough to fill any GPU (4,096 blocks of the first
+// kernel), small enough that two chunks pipeline (copy-in of one under the kernels of the other).
+constexpr int64_t kHostChunk = 16384;
 
 struct DeviceBuffer {
   void* p = nullptr;
@@ -118,28 +121,38 @@ struct DeviceGuard {
 
 }  // namespace
 
+// One of the two staging slots of the host path: pinned and device buffers and a stream, so the
+// host copy and upload of one chunk overlap the kernels of the previous chunk on the other slot.
+struct Slot {
+  cudaStream_t stream = nullptr;
+  PinnedBuffer h_in, h_scores;
+  DeviceBuffer d_in, d_s4, d_scores;
+  int64_t pending_first = -1, pending_n = 0;  // the chunk whose scores are in flight
+};
+
 struct CudaEngine::Impl {
   Model model;
   PackedModel packed;
   HeadParams head{};
   int device = 0;
   std::string name;
-  cudaStream_t stream = nullptr;
   std::mutex mu;
   DeviceBuffer w_c5, w_c5b, w_f6, w_f6b, w_out, w_outb;  // weights, uploaded once
-  DeviceBuffer d_in, d_s4, d_scores, d_bad;              // reused across calls
-  PinnedBuffer h_in, h_scores, h_bad;
+  Slot slots[2];                                         // reused across calls
+  DeviceBuffer d_s4, d_bad;                              // device-input path
+  PinnedBuffer h_bad;
 
   ~Impl() {
-    if (stream) {
-      cudaStreamSynchronize(stream);
-      cudaStreamDestroy(stream);
-    }
+    for (Slot& sl : slots)
+      if (sl.stream) {
+        cudaStreamSynchronize(sl.stream);
+        cudaStreamDestroy(sl.stream);
+      }
   }
 
   // Both kernels for one chunk already in device memory; scores to device memory.
-  void run(const InputView& in, float* scores, int* bad, cudaStream_t s) {
-    float* s4 = static_cast<float*>(d_s4.get(size_t(in.n) * kS4Len * sizeof(float)));
+  void run(const InputView& in, DeviceBuffer& s4_buf, float* scores, int* bad, cudaStream_t s) {
+    float* s4 = static_cast<float*>(s4_buf.get(size_t(in.n) * kS4Len * sizeof(float)));
     launch_fused_subsample(packed.sub, in, s4, bad, s);
     launch_fused_rbf(head, s4, in.n, scores, s);
   }
@@ -169,7 +182,7 @@ CudaEngine::CudaEngine(Model model) : impl_(std::make_unique<Impl>()) {
   m.head.out_wt = upload(m.w_out, m.packed.out_wt);
   m.head.out_b = upload(m.w_outb, m.packed.out_b);
   // Non-blocking: the engine's copies and kernels do not serialize with the legacy stream.
-  LENET_CUDA_CHECK(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+  for (Slot& sl : m.slots) LENET_CUDA_CHECK(cudaStreamCreateWithFlags(&sl.stream, cudaStreamNonBlocking));
 }
 
 CudaEngine::~CudaEngine() = default;
@@ -192,37 +205,52 @@ int64_t CudaEngine::scores_host(const InputBatch& batch, float* scores) {
   DeviceGuard guard(m.device);
   const int classes = m.model.num_classes;
   const size_t px = size_t(batch.size) * batch.size * (batch.u8 ? 1 : sizeof(float));
-  const int64_t chunk = std::min(batch.n, kMaxChunk);
-  void* h_in = m.h_in.get(size_t(chunk) * px);
-  float* h_out = static_cast<float*>(m.h_scores.get(size_t(chunk) * classes * sizeof(float)));
-  int* h_bad = static_cast<int*>(m.h_bad.get(sizeof(int)));
-  void* d_in = m.d_in.get(size_t(chunk) * px);
-  float* d_out = static_cast<float*>(m.d_scores.get(size_t(chunk) * classes * sizeof(float)));
-  int* d_bad = static_cast<int*>(m.d_bad.get(sizeof(int)));
-  LENET_CUDA_CHECK(cudaMemsetAsync(d_bad, 0x7f, sizeof(int), m.stream));  // 0x7f7f7f7f: none
+  const size_t row = size_t(classes) * sizeof(float);
+  const int64_t chunk = std::min(batch.n, kHostChunk);
   const char* src = batch.u8 ? reinterpret_cast<const char*>(batch.u8)
                              : reinterpret_cast<const char*>(batch.f32);
-  int64_t first_bad = -1;
-  for (int64_t first = 0; first < batch.n; first += chunk) {
-    const int64_t n = std::min(chunk, batch.n - first);
-    // The previous chunk's results must have left the pinned buffers before they are reused.
-    LENET_CUDA_CHECK(cudaStreamSynchronize(m.stream));
-    std::memcpy(h_in, src + first * px, size_t(n) * px);
-    LENET_CUDA_CHECK(cudaMemcpyAsync(d_in, h_in, size_t(n) * px, cudaMemcpyHostToDevice, m.stream));
-    InputView in{batch.u8 ? static_cast<const uint8_t*>(d_in) : nullptr,
-                 batch.u8 ? nullptr : static_cast<const float*>(d_in), n, batch.size, first};
-    m.run(in, d_out, d_bad, m.stream);
-    LENET_CUDA_CHECK(cudaMemcpyAsync(h_out, d_out, size_t(n) * classes * sizeof(float),
-                                     cudaMemcpyDeviceToHost, m.stream));
-    LENET_CUDA_CHECK(cudaMemcpyAsync(h_bad, d_bad, sizeof(int), cudaMemcpyDeviceToHost, m.stream));
-    LENET_CUDA_CHECK(cudaStreamSynchronize(m.stream));
-    std::memcpy(scores + first * classes, h_out, size_t(n) * classes * sizeof(float));
-    if (*h_bad != 0x7f7f7f7f) {
-      first_bad = *h_bad;
-      break;
+  int* d_bad = static_cast<int*>(m.d_bad.get(sizeof(int)));
+  int* h_bad = static_cast<int*>(m.h_bad.get(sizeof(int)));
+  Slot* sl0 = &m.slots[0];
+  LENET_CUDA_CHECK(cudaMemsetAsync(d_bad, 0x7f, sizeof(int), sl0->stream));  // 0x7f7f7f7f: none
+  LENET_CUDA_CHECK(cudaStreamSynchronize(sl0->stream));
+  // Scores of a slot's in-flight chunk: wait for its stream, copy out of pinned memory.
+  auto drain = [&](Slot& sl) {
+    if (sl.pending_n == 0) return;
+    LENET_CUDA_CHECK(cudaStreamSynchronize(sl.stream));
+    std::memcpy(scores + sl.pending_first * classes, sl.h_scores.p, size_t(sl.pending_n) * row);
+    sl.pending_n = 0;
+  };
+  try {
+    int64_t c = 0;
+    for (int64_t first = 0; first < batch.n; first += chunk, ++c) {
+      Slot& sl = m.slots[c % 2];
+      drain(sl);  // the slot's previous chunk (two chunks ago); the other slot keeps computing
+      const int64_t n = std::min(chunk, batch.n - first);
+      void* h_in = sl.h_in.get(size_t(chunk) * px);
+      float* h_out = static_cast<float*>(sl.h_scores.get(size_t(chunk) * row));
+      void* d_in = sl.d_in.get(size_t(chunk) * px);
+      float* d_out = static_cast<float*>(sl.d_scores.get(size_t(chunk) * row));
+      std::memcpy(h_in, src + first * px, size_t(n) * px);
+      LENET_CUDA_CHECK(cudaMemcpyAsync(d_in, h_in, size_t(n) * px, cudaMemcpyHostToDevice, sl.stream));
+      const InputView in{batch.u8 ? static_cast<const uint8_t*>(d_in) : nullptr,
+                         batch.u8 ? nullptr : static_cast<const float*>(d_in), n, batch.size, first};
+      m.run(in, sl.d_s4, d_out, d_bad, sl.stream);
+      LENET_CUDA_CHECK(cudaMemcpyAsync(h_out, d_out, size_t(n) * row, cudaMemcpyDeviceToHost, sl.stream));
+      sl.pending_first = first;
+      sl.pending_n = n;
     }
+    drain(m.slots[0]);
+    drain(m.slots[1]);
+  } catch (...) {
+    for (Slot& sl : m.slots) {
+      cudaStreamSynchronize(sl.stream);
+      sl.pending_n = 0;
+    }
+    throw;
   }
-  return first_bad;
+  LENET_CUDA_CHECK(cudaMemcpy(h_bad, d_bad, sizeof(int), cudaMemcpyDeviceToHost));
+  return *h_bad == 0x7f7f7f7f ? -1 : *h_bad;  // the lowest bad index over all chunks
 }
 
 int64_t CudaEngine::scores_device(const InputBatch& batch, float* scores, uintptr_t stream) {
@@ -241,7 +269,7 @@ int64_t CudaEngine::scores_device(const InputBatch& batch, float* scores, uintpt
     const int64_t n = std::min(kMaxChunk, batch.n - first);
     InputView in{batch.u8 ? batch.u8 + first * px : nullptr,
                  batch.u8 ? nullptr : batch.f32 + first * px, n, batch.size, first};
-    m.run(in, scores + first * classes, d_bad, s);  // S4 buffer reuse is ordered by the stream
+    m.run(in, m.d_s4, scores + first * classes, d_bad, s);  // S4 reuse is ordered by the stream
   }
   LENET_CUDA_CHECK(cudaMemcpyAsync(h_bad, d_bad, sizeof(int), cudaMemcpyDeviceToHost, s));
   LENET_CUDA_CHECK(cudaStreamSynchronize(s));

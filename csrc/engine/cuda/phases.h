@@ -17,9 +17,12 @@
 
 #ifdef __CUDACC__
 #define LENET_HD __host__ __device__ __forceinline__
-#define LENET_UNROLL _Pragma("unroll")
 #else
 #define LENET_HD inline
+#endif
+#ifdef __CUDA_ARCH__  // the device pass only: host compilers do not know the pragma
+#define LENET_UNROLL _Pragma("unroll")
+#else
 #define LENET_UNROLL
 #endif
 
@@ -40,22 +43,30 @@ enum : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
 
 // ---- launch configuration -------------------------------------------------------------------
 //
-// fused_subsample: one block = kSubImages images, kSubThreads threads.
-//   Shared memory: the 4 padded 32x32 input frames (preprocessed once as they are loaded) and the
+// fused_subsample: one block = kSubImages (4) images, kSubThreads (256) threads.
+//   Shared memory: the 4 padded 32x32 input frames (preprocessed once, as they are loaded) and the
 //   4 images' S2 maps: (4*1024 + 4*1176)*4 B = 35.2 KB, static (< 48 KB, no opt-in needed).
 //   C1 and C3 maps are never stored anywhere: a thread computes the four convolution outputs under
-//   one 2x2 subsampling window in registers, squashes, pools and squashes again. A thread's 6x6
-//   input patch is loaded once into registers and reused for all 6 C1 maps (150 FMAs per shared
-//   load); work items are ordered map-major in C3 so a warp reads one map's weights (a broadcast
-//   from the constant bank) and runs one fan-in. 256 threads x 35 KB per block gives 4 blocks
-//   (1024 threads, 50 %) per SM on sm_80/90 and 2 (512 threads) on 100 KB-shared parts: the
-//   kernel is FMA-bound with ~40 live registers, so that occupancy hides the shared-memory latency.
-// fused_rbf (the head): one block = kHeadImages images, kHeadThreads threads; each thread owns a
-//   2-image x U-unit register tile (U = 8 for C5, 6 for F6) and reads its operands from shared
-//   memory: the weights are streamed through shared memory in chunks of kChunk inputs, so each
-//   weight loaded from global (L2) is reused by 32 images, and each shared load feeds 2 (weights)
-//   or U (activations) FMAs. Shared: 32x25 activation chunk + 25x128 weight chunk + C5 and F6
-//   outputs of 32 images = 42 KB static, 256 threads: 2-5 blocks per SM depending on the part.
+//   one 2x2 subsampling window in registers, squashes, pools and squashes again. Reuse: a thread's
+//   6x6 input patch is loaded once into registers and feeds all 6 C1 maps (600 FMAs for 36 shared
+//   loads); in C3 the 36 loads of a patch feed 100 FMAs. Work items are ordered map-major in C3 so a
+//   warp reads one map's weights (a broadcast from the constant bank) and runs one fan-in.
+//   Occupancy: ptxas (sm_80) reports 62 registers/thread, so registers and shared memory both allow
+//   4 blocks = 1024 threads per SM on sm_80/90 (50 %), 2 on the 100 KB-shared sm_86/89/120 and 1
+//   on sm_75 (64 KB).
+//   The kernel is FMA-bound with long independent accumulator chains (4 per thread), so ~50 %
+//   occupancy is enough to hide shared-memory latency; more images per block would not raise it
+//   (shared memory grows with them) and fewer would waste the 256 threads on small batches' tails.
+// fused_rbf (the head): one block = kHeadImages (32) images, kHeadThreads (256) threads; each thread
+//   owns a 2-image x U-unit register tile (U = 8 for C5, 6 for F6) read from shared memory. The
+//   weights (C5 alone is 192 KB: too big for constant memory, and read by unit, not uniformly)
+//   are streamed through shared memory in chunks of kChunk inputs, so each weight loaded from
+//   global memory (L2-resident: 240 KB in all) is reused by 32 images, and per input row a thread
+//   does 2U FMAs for 2 + U shared loads (the 16 unit groups of a warp read 16 consecutive words:
+//   no bank conflicts; activations are broadcasts). Shared: 32x25 activation chunk + 25x128 weight
+//   chunk + C5 and F6 outputs of 32 images = 42 KB static; ptxas (sm_80): 74 registers/thread,
+//   so 3 blocks (768 threads) per SM on sm_80/90. The head is ~20 % of the model's MACs, so its
+//   lower occupancy costs less than re-reading weights for smaller tiles would.
 constexpr int kSubImages = 4;
 constexpr int kSubThreads = 256;
 constexpr int kHeadImages = 32;
@@ -68,6 +79,10 @@ constexpr int kC5Pad = 128, kF6Pad = 96;  // units rounded up to 16 x U
 constexpr int kC5U = kC5Pad / kHeadUnitGroups, kF6U = kF6Pad / kHeadUnitGroups;
 constexpr int kWChunkMax = kChunk * kC5Pad;  // floats of the weight-chunk buffer
 constexpr int kOutUMax = 8;
+static_assert(2 * kHeadImageGroups == kHeadImages, "each thread owns two images of the tile");
+static_assert(kC5U <= 8 && kF6U <= 8 && kOutUMax <= 8, "register tile is 2 x 8");
+static_assert(kWChunkMax >= kF6Chunk * kF6Pad && kWChunkMax >= kChunk * 16 * kOutUMax,
+              "weight chunk buffer too small");
 
 // ---- parameters -------------------------------------------------------------------------------
 
