@@ -122,3 +122,10 @@ def test_predict_on_device(setup):
     labels, scores = engine.predict(torch.from_numpy(IMAGES[:20].copy()).cuda())
     assert labels.is_cuda and labels.dtype == torch.int64
     assert torch.equal(labels, scores.argmax(1))
+
+
+def test_load_artifact_dir(artifact_dir):
+    model, path = artifact_dir
+    engine = lenet_ext.load(path, device="cuda")
+    assert engine.device == "cuda"
+    assert_scores_close(engine.scores(IMAGES[:45]), torch_cuda_scores(model, IMAGES[:45]), rtol=1e-5)
