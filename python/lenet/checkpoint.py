@@ -64,12 +64,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint file is empty")
+    # torch.save writes a zip archive; checking it first (including every member's CRC, which
+    # torch.load does not) tells a truncated or bit-flipped file apart from a hostile pickle.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint (not a readable zip archive: {exc})") from None
+    if damaged is not None:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint (checksum mismatch in {damaged})")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: refused to load: it is not a plain weights file "
-                              f"(would need to run pickled code): {first}") from None
+        blocked = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+        reason = blocked[0] if blocked else "it holds objects other than tensors and plain data"
+        raise CheckpointError(f"{path}: refused to load: loading it would run code from the file "
+                              f"({reason})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({first})") from None

@@ -95,7 +95,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
 
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all" * 10)
-    with pytest.raises(CheckpointError, match=r"garbage\.pt"):
+    with pytest.raises(CheckpointError, match=r"garbage\.pt: truncated or corrupt"):
         load_checkpoint(garbage)
 
     empty = tmp_path / "empty.pt"
@@ -107,6 +107,14 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(CheckpointError, match=r"foreign\.pt: not a lenet checkpoint"):
         load_checkpoint(foreign)
+
+    flipped = tmp_path / "flipped.pt"
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"flipped\.pt: .*corrupt"):
+        load_checkpoint(flipped)
 
     with pytest.raises(CheckpointError, match=r"missing\.pt: no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
@@ -120,7 +128,7 @@ class _RunsCode:
 def test_checkpoint_that_runs_code_is_refused(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"format": "lenet-checkpoint", "spec": {}, "model": _RunsCode()}, evil)
-    with pytest.raises(CheckpointError, match=r"evil\.pt: refused to load"):
+    with pytest.raises(CheckpointError, match=r"evil\.pt: refused to load: loading it would run code .*system"):
         load_checkpoint(evil)
 
 
