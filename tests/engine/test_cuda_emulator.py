@@ -136,3 +136,23 @@ def test_cuda_without_device_is_a_clear_error():
         lenet_ext.from_state_dict(model.spec, model.state_dict(), device="cuda")
     # ... and the CPU backend still works.
     assert lenet_ext.from_state_dict(model.spec, model.state_dict()).scores(IMAGES[:2]).shape == (2, 10)
+
+
+def main() -> None:
+    """Print the emulator's measured errors: python -m tests.engine.test_cuda_emulator"""
+    images = np.random.default_rng(0).integers(0, 256, (500, 28, 28), dtype=np.uint8)
+    for arch in ("lenet5", "lenet-d2l", "lenet-relu"):
+        model = make_model(arch, seed=3)
+        cpu = lenet_ext.from_state_dict(model.spec, model.state_dict()).scores(images)
+        ref = reference_scores(model, normalize(images, model.spec))
+        scale = np.maximum(np.abs(ref).max(axis=1, keepdims=True), 1.0)
+        for kind, x in (("uint8", images),
+                        ("float32", normalize(images, model.spec).astype(np.float32)[:, 0])):
+            emu = emulate(model, x)
+            print(f"{arch:11s} {kind:8s} n=500  max relative error: emulator vs CPU "
+                  f"{(np.abs(emu - cpu) / scale).max():.2e}, vs PyTorch float64 "
+                  f"{(np.abs(emu - ref) / scale).max():.2e}")
+
+
+if __name__ == "__main__":
+    main()
