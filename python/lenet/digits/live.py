@@ -41,6 +41,17 @@ def check_display() -> None:
                            "or run under a desktop or xvfb-run")
 
 
+def _qt_fonts() -> None:
+    """opencv-python's Qt looks for fonts in its own (empty) folder and complains on every start;
+    point it at the system's fonts when the user has not chosen."""
+    if "QT_QPA_FONTDIR" in os.environ:
+        return
+    for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype", "/usr/share/fonts"):
+        if Path(folder).is_dir():
+            os.environ["QT_QPA_FONTDIR"] = folder
+            return
+
+
 @dataclass
 class LiveStats:
     frames: int = 0            # frames read and shown
@@ -64,7 +75,9 @@ def run_live(cap: cv2.VideoCapture, reader: DigitReader, *, name: str, is_camera
              crops: bool = True) -> int:
     """Show the window until q, the end of a video (unless ``loop``), or a camera failure.
     Returns the exit status."""
-    cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+    _qt_fonts()
+    # GUI_NORMAL: no Qt toolbar (its zoom/pan buttons would cover the status bar).
+    cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     stats = LiveStats()
     video_fps = cap.get(cv2.CAP_PROP_FPS) if not is_camera else 0.0
     frame_period = 1.0 / video_fps if 0 < video_fps < 240 else 0.0

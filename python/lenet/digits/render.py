@@ -29,7 +29,7 @@ def _inset(img: np.ndarray, crop: np.ndarray, x: int, y: int, size: int, color: 
     tile = cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR)
     h, w = img.shape[:2]
     x0, y0 = max(0, min(x, w - size)), max(0, min(y, h - size))
-    if x0 < 0 or y0 < 0 or size > w or size > h:
+    if size > w or size > h:
         return
     img[y0:y0 + size, x0:x0 + size] = tile
     cv2.rectangle(img, (x0, y0), (x0 + size - 1, y0 + size - 1), color, 1)
@@ -48,7 +48,7 @@ def annotate(image: np.ndarray, result: FrameResult, *, fps: float | None = None
             cv2.rectangle(out, (x, y), (x + bw, y + bh), SHAPE, 1)
             continue
         cv2.rectangle(out, (x, y), (x + bw, y + bh), REJECT, thick)
-        _text(out, f"? {r.confidence:.2f}", (x, max(12, y - 4)), scale * 0.6, REJECT, 1)
+        _text(out, f"? {r.confidence:.2f}", (x, max(12, y - 4)), max(0.4, scale * 0.55), REJECT, 1)
         if crops and r.crop is not None:
             _inset(out, r.crop, x, y + bh + 3, int(np.clip(bh * 0.6, 28, 56)), REJECT)
     for n in result.numbers:
@@ -57,7 +57,7 @@ def annotate(image: np.ndarray, result: FrameResult, *, fps: float | None = None
         for d in n.digits:
             dx, dy, dw, dh = d.box
             cv2.rectangle(out, (dx, dy), (dx + dw, dy + dh), DIGIT, thick)
-            _text(out, f"{d.digit} {d.confidence:.2f}", (dx, max(12, dy - 6)), scale * 0.55, DIGIT, 1)
+            _text(out, f"{d.digit} {d.confidence:.2f}", (dx, max(12, dy - 6)), max(0.4, scale * 0.55), DIGIT, 1)
             if crops and d.crop is not None:
                 _inset(out, d.crop, dx, dy + dh + 6, int(np.clip(dh * 0.6, 28, 56)), DIGIT)
     # Status bar: the numbers read (in reading order), FPS and whatever the caller adds.
@@ -69,5 +69,5 @@ def annotate(image: np.ndarray, result: FrameResult, *, fps: float | None = None
         parts.append(f"{fps:.1f} FPS")
     if status:
         parts.append(status)
-    _text(panel, "  |  ".join(parts), (8, bar - 10), scale * 0.7, (255, 255, 255), thick)
+    _text(panel, "  |  ".join(parts), (8, bar - 10), max(0.45, scale * 0.7), (255, 255, 255), thick)
     return np.vstack([panel, out])

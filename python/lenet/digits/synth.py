@@ -25,6 +25,8 @@ Box = tuple[int, int, int, int]  # x, y, w, h
 # Marks that are not digits. Letters that look like digits (O, l, I, S, Z, B, G, q, g, b, T) are
 # left out: a reader cannot be blamed for reading an "S" as a 5.
 MARK_LETTERS = "HKMNWXRkmwx#%&@"
+MARK_FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+              cv2.FONT_HERSHEY_COMPLEX)
 
 
 @dataclass
@@ -57,8 +59,7 @@ def _tight(img: np.ndarray) -> np.ndarray:
 
 def _letter(ch: str, height: int, rng: np.random.Generator) -> np.ndarray:
     """A dark-ink letter as an ink map in [0, 1], about ``height`` px tall."""
-    font = rng.choice([cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
-                       cv2.FONT_HERSHEY_COMPLEX])
+    font = int(rng.choice(MARK_FONTS))
     scale = 3.0
     thick = int(rng.integers(5, 9))
     (w, h), base = cv2.getTextSize(ch, font, scale, thick)
