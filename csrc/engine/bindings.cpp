@@ -317,7 +317,7 @@ PYBIND11_MODULE(_core, m) {
   // Runs the CUDA kernels' programs on the CPU (tests prove the kernel logic with it).
   m.def("emulate_cuda_scores",
         [](const py::dict& spec, const py::dict& weights, py::array_t<uint8_t> connected,
-           const py::array& x, bool reverse) {
+           const py::array& x, bool reverse, int64_t chunk) {
           const Model model = make_model(spec, weights, connected);
           const lenet::InputBatch b = host_batch(x, model);
           py::array_t<float> out({b.n, int64_t(model.num_classes)});
@@ -327,13 +327,14 @@ PYBIND11_MODULE(_core, m) {
             py::gil_scoped_release release;
             bad = lenet::cuda::emulate_scores(model, b, out.mutable_data(),
                                               reverse ? lenet::cuda::ThreadOrder::Reverse
-                                                      : lenet::cuda::ThreadOrder::Forward);
+                                                      : lenet::cuda::ThreadOrder::Forward,
+                                              chunk);
           }
           raise_bad(bad);
           return out;
         },
         py::arg("spec"), py::arg("weights"), py::arg("c3_connected"), py::arg("x"),
-        py::arg("reverse") = false);
+        py::arg("reverse") = false, py::arg("chunk") = 0);
 #ifdef LENET_WITH_CUDA
   py::class_<CudaEngine, std::shared_ptr<CudaEngine>>(m, "CudaEngine")
       .def(py::init([](const py::dict& spec, const py::dict& weights, py::array_t<uint8_t> connected) {

@@ -23,10 +23,10 @@ IMAGES[::3] = np.where(RNG.random((len(IMAGES[::3]), 28, 28)) < 0.8, 0, 255)  # 
 SIZES = [1, 2, 3, 5, 31, 33, 67, 140]
 
 
-def emulate(model, x, reverse: bool = False) -> np.ndarray:
+def emulate(model, x, reverse: bool = False, chunk: int = 0) -> np.ndarray:
     spec_dict, weights, connected = model_arrays(model.spec, model.state_dict())
     return _core.emulate_cuda_scores(spec_dict, weights, connected, np.ascontiguousarray(x),
-                                     reverse=reverse)
+                                     reverse=reverse, chunk=chunk)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,16 @@ def test_nan_input_is_reported(setup):
     x[8, 0, 0] = np.inf
     with pytest.raises(ValueError, match="input image 6 contains NaN or Inf"):
         emulate(model, x)
+
+
+def test_chunked_launches(setup):
+    """The engine splits big batches into launches; chunk offsets and NaN indices stay global."""
+    model, _, _ = setup
+    assert np.array_equal(emulate(model, IMAGES[:70], chunk=9), emulate(model, IMAGES[:70]))
+    x = normalize(IMAGES[:30], model.spec).astype(np.float32)[:, 0].copy()
+    x[23, 1, 1] = np.inf
+    with pytest.raises(ValueError, match="input image 23 contains NaN or Inf"):
+        emulate(model, x, chunk=7)
 
 
 def variant(arch: str, **changes):

@@ -125,29 +125,37 @@ void poison(T& sh) {
 }  // namespace
 
 int64_t emulate_scores(const Model& model, const InputBatch& batch, float* scores,
-                       ThreadOrder order) {
-  const int64_t n = batch.n;
-  if (n <= 0) return -1;
+                       ThreadOrder order, int64_t chunk) {
+  const int64_t total = batch.n;
+  if (total <= 0) return -1;
   if (batch.size != model.input_size && !(batch.u8 && batch.size == 28))
     throw std::invalid_argument("image size does not match the model input");
-  if (n > INT_MAX) throw std::invalid_argument("batch too large for the emulator");
+  if (total > INT_MAX) throw std::invalid_argument("batch too large for the emulator");
+  if (chunk <= 0) chunk = total;
   const PackedModel pk = pack_model(model);
   const HeadParams head = host_head_params(pk);
-  const InputView in{batch.u8, batch.f32, n, batch.size, 0};
-  std::vector<float> s4(size_t(n) * kS4Len);
-  int first_bad = INT_MAX;
-
+  const size_t px = size_t(batch.size) * batch.size;
+  int first_bad = INT_MAX;  // shared by the launches, as the engine's device flag is
   auto sub_sh = std::make_unique<SubShared>();
-  for (int64_t blk = 0; blk < subsample_blocks(n); ++blk) {
-    poison(*sub_sh);
-    HostExec<NoRegs> ex(kSubThreads, order);
-    subsample_program(ex, pk.sub, in, blk * kSubImages, *sub_sh, s4.data(), &first_bad);
-  }
   auto head_sh = std::make_unique<HeadShared>();
-  for (int64_t blk = 0; blk < head_blocks(n); ++blk) {
-    poison(*head_sh);
-    HostExec<HeadRegs> ex(kHeadThreads, order);
-    head_program(ex, head, s4.data(), n, blk * kHeadImages, *head_sh, scores);
+  std::vector<float> s4;
+  for (int64_t base = 0; base < total; base += chunk) {
+    const int64_t n = std::min(chunk, total - base);
+    const InputView in{batch.u8 ? batch.u8 + base * px : nullptr,
+                       batch.u8 ? nullptr : batch.f32 + base * px, n, batch.size, base};
+    s4.assign(size_t(n) * kS4Len, std::numeric_limits<float>::quiet_NaN());
+    // Grid of fused_subsample, then grid of fused_rbf (stream order).
+    for (int64_t blk = 0; blk < subsample_blocks(n); ++blk) {
+      poison(*sub_sh);
+      HostExec<NoRegs> ex(kSubThreads, order);
+      subsample_program(ex, pk.sub, in, blk * kSubImages, *sub_sh, s4.data(), &first_bad);
+    }
+    float* out = scores + base * model.num_classes;
+    for (int64_t blk = 0; blk < head_blocks(n); ++blk) {
+      poison(*head_sh);
+      HostExec<HeadRegs> ex(kHeadThreads, order);
+      head_program(ex, head, s4.data(), n, blk * kHeadImages, *head_sh, out);
+    }
   }
   return first_bad == INT_MAX ? -1 : first_bad;
 }

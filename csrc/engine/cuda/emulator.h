@@ -32,7 +32,8 @@ enum class ThreadOrder { Forward, Reverse };
 // Scores [n][classes] exactly as the GPU computes them. Returns the index of the first image with
 // a NaN/Inf float pixel, or -1. `order` runs each phase's threads backwards: a phase whose result
 // depends on thread order (a missing barrier) gives different scores.
+// `chunk` > 0 splits the batch into launches of that many images, as the CUDA engine does.
 int64_t emulate_scores(const Model& model, const InputBatch& batch, float* scores,
-                       ThreadOrder order = ThreadOrder::Forward);
+                       ThreadOrder order = ThreadOrder::Forward, int64_t chunk = 0);
 
 }  // namespace lenet::cuda
