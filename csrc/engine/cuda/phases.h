@@ -47,26 +47,28 @@ enum : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
 //   Shared memory: the 4 padded 32x32 input frames (preprocessed once, as they are loaded) and the
 //   4 images' S2 maps: (4*1024 + 4*1176)*4 B = 35.2 KB, static (< 48 KB, no opt-in needed).
 //   C1 and C3 maps are never stored anywhere: a thread computes the four convolution outputs under
-//   one 2x2 subsampling window in registers, squashes, pools and squashes again. Reuse: a thread's
-//   6x6 input patch is loaded once into registers and feeds all 6 C1 maps (600 FMAs for 36 shared
-//   loads); in C3 the 36 loads of a patch feed 100 FMAs. Work items are ordered map-major in C3 so a
-//   warp reads one map's weights (a broadcast from the constant bank) and runs one fan-in.
-//   Occupancy: ptxas (sm_80) reports 62 registers/thread, so registers and shared memory both allow
-//   4 blocks = 1024 threads per SM on sm_80/90 (50 %), 2 on the 100 KB-shared sm_86/89/120 and 1
-//   on sm_75 (64 KB).
-//   The kernel is FMA-bound with long independent accumulator chains (4 per thread), so ~50 %
-//   occupancy is enough to hide shared-memory latency; more images per block would not raise it
-//   (shared memory grows with them) and fewer would waste the 256 threads on small batches' tails.
-// fused_rbf (the head): one block = kHeadImages (32) images, kHeadThreads (256) threads; each thread
-//   owns a 2-image x U-unit register tile (U = 8 for C5, 6 for F6) read from shared memory. The
-//   weights (C5 alone is 192 KB: too big for constant memory, and read by unit, not uniformly)
-//   are streamed through shared memory in chunks of kChunk inputs, so each weight loaded from
-//   global memory (L2-resident: 240 KB in all) is reused by 32 images, and per input row a thread
+//   one 2x2 subsampling window in registers, squashes, pools and squashes again.
+//   Reuse: a thread's 6x6 input patch is loaded once into registers and feeds all 6 C1 maps (600
+//   FMAs for 36 shared loads; the map loop is unrolled so C1's weights are constant-bank operands
+//   of the FMAs); in C3 the 36 loads of a patch feed 100 FMAs. C3 work items are ordered map-major
+//   so a warp reads one map's weights (a constant-cache broadcast) and runs one fan-in.
+//   Occupancy: ptxas reports 57-64 registers/thread on sm_75..90 (82 on sm_120), so registers and
+//   shared memory both allow 4 blocks = 1024 threads per SM on sm_80/90 (50 %), 2 blocks on the
+//   100 KB-shared sm_86/89/120 and 1 on sm_75 (64 KB). The kernel is FMA-bound with 4 independent
+//   accumulator chains per thread, so ~50 % occupancy hides the shared-memory latency; more images
+//   per block would not raise occupancy (shared memory grows with them) and fewer would leave
+//   threads idle in the 196-item C1 and 100-item-per-map C3 loops.
+// fused_rbf (the head): one block = kHeadImages (32) images, kHeadThreads (256) threads; each
+//   thread owns a 2-image x U-unit register tile (U = 8 for C5, 6 for F6) read from shared memory.
+//   The weights (C5 alone is 192 KB: too big for constant memory, and read per unit, not
+//   uniformly) are streamed through shared memory in chunks of kChunk inputs, so each weight read
+//   from global memory (L2-resident: 240 KB in all) serves 32 images, and per input row a thread
 //   does 2U FMAs for 2 + U shared loads (the 16 unit groups of a warp read 16 consecutive words:
-//   no bank conflicts; activations are broadcasts). Shared: 32x25 activation chunk + 25x128 weight
-//   chunk + C5 and F6 outputs of 32 images = 42 KB static; ptxas (sm_80): 74 registers/thread,
-//   so 3 blocks (768 threads) per SM on sm_80/90. The head is ~20 % of the model's MACs, so its
-//   lower occupancy costs less than re-reading weights for smaller tiles would.
+//   no bank conflicts; activations are broadcasts). Shared: 32x25 activation chunk + 25x128
+//   weight chunk + C5 and F6 outputs of 32 images = 42 KB static; ptxas: 60-78 registers/thread,
+//   so 3 blocks (768 threads) per SM on sm_80/90, 2 on sm_86/89/120, 1 on sm_75. The head is
+//   ~20 % of the model's MACs, so its lower occupancy costs less than smaller tiles (more weight
+//   traffic per image) would.
 constexpr int kSubImages = 4;
 constexpr int kSubThreads = 256;
 constexpr int kHeadImages = 32;
@@ -222,6 +224,8 @@ LENET_UNROLL
     for (int dy = 0; dy < 6; ++dy)
 LENET_UNROLL
       for (int dx = 0; dx < 6; ++dx) x[dy][dx] = src[dy * kFrame + dx];
+    // Unrolled over the maps so every weight is a constant-bank operand of its FMA (no loads).
+    LENET_UNROLL
     for (int m = 0; m < kMaps1; ++m) {
       float acc[4] = {p.c1_b[m], p.c1_b[m], p.c1_b[m], p.c1_b[m]};
       conv2x2(x, p.c1_w + m * 25, acc);
