@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{engine!r}: {args.dataset} test, {len(images)} images: accuracy {100 * acc:.2f}% "
           f"({100 * (1 - acc):.2f}% error), {len(images) / dt:,.0f} images/s in one call")
     names = engine.class_names
-    print("first predictions:", " ".join(f"{names[p]}" for p in pred[:20]),
-          " (truth:", " ".join(f"{names[t]}" for t in labels[:20]) + ")")
+    idx = np.linspace(0, len(images) - 1, 20).astype(int)  # spread over the (class-sorted) split
+    print("predicted:", " ".join(names[p] for p in pred[idx]))
+    print("truth:    ", " ".join(names[t] for t in labels[idx]))
     return 0
 
 
