@@ -43,21 +43,25 @@ enum : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
 
 // ---- launch configuration -------------------------------------------------------------------
 //
-// fused_subsample: one block = kSubImages (4) images, kSubThreads (256) threads.
+// fused_subsample: one block = kSubImages (4) images, kSubThreads (320) threads.
 //   Shared memory: the 4 padded 32x32 input frames (preprocessed once, as they are loaded) and the
 //   4 images' S2 maps: (4*1024 + 4*1176)*4 B = 35.2 KB, static (< 48 KB, no opt-in needed).
-//   C1 and C3 maps are never stored anywhere: a thread computes the four convolution outputs under
-//   one 2x2 subsampling window in registers, squashes, pools and squashes again.
-//   Reuse: a thread's 6x6 input patch is loaded once into registers and feeds all 6 C1 maps (600
-//   FMAs for 36 shared loads; the map loop is unrolled so C1's weights are constant-bank operands
-//   of the FMAs); in C3 the 36 loads of a patch feed 100 FMAs. C3 work items are ordered map-major
-//   so a warp reads one map's weights (a constant-cache broadcast) and runs one fan-in.
-//   Occupancy: ptxas reports 57-64 registers/thread on sm_75..90 (82 on sm_120), so registers and
-//   shared memory both allow 4 blocks = 1024 threads per SM on sm_80/90 (50 %), 2 blocks on the
-//   100 KB-shared sm_86/89/120 and 1 on sm_75 (64 KB). The kernel is FMA-bound with 4 independent
-//   accumulator chains per thread, so ~50 % occupancy hides the shared-memory latency; more images
-//   per block would not raise occupancy (shared memory grows with them) and fewer would leave
-//   threads idle in the 196-item C1 and 100-item-per-map C3 loops.
+//   C1 and C3 maps are never stored anywhere: a thread computes convolution outputs in registers,
+//   squashes, pools 2x2 and squashes again, and only the pooled value goes to shared (S2) or
+//   global (S4) memory.
+//   Reuse: GPUs with 128 FP32 lanes per SM (sm_86/89/120) issue 4 warp-FMAs per clock but one
+//   shared load, so each shared load must feed >= 4 FMAs. C1: a 6x6 register patch feeds 3 maps
+//   (300 FMAs per 36 loads; the weights are constant-bank operands of the FMAs). C3: a thread
+//   computes the two C3 rows under one S4 row, streaming 6 input rows per connected map through
+//   registers (500 FMAs per 84 loads). Balance: 320 threads = exactly the 320 C3 items (16 maps x
+//   4 images x 5 rows) and 1,568 C1 items = 4.9 per thread, so barriers wait for almost no one.
+//   C3 items are map-major, so a warp mostly reads one map's weights (constant-cache broadcast)
+//   and runs one fan-in.
+//   Occupancy: ptxas reports 60-82 registers/thread (sm_80: 60, sm_86: 75, sm_120: 82), so
+//   3 blocks (960 threads) per SM on sm_80/90, 2 (640) on sm_86/89/120, 1 on sm_75 (64 KB shared).
+//   Each thread has 4-20 independent accumulator chains, so ~40 % occupancy hides the latency of
+//   the shared loads; more images per block would not raise occupancy (shared memory grows with
+//   them).
 // fused_rbf (the head): one block = kHeadImages (32) images, kHeadThreads (256) threads; each
 //   thread owns a 2-image x U-unit register tile (U = 8 for C5, 6 for F6) read from shared memory.
 //   The weights (C5 alone is 192 KB: too big for constant memory, and read per unit, not
@@ -70,7 +74,7 @@ enum : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
 //   ~20 % of the model's MACs, so its lower occupancy costs less than smaller tiles (more weight
 //   traffic per image) would.
 constexpr int kSubImages = 4;
-constexpr int kSubThreads = 256;
+constexpr int kSubThreads = 320;  // = C3 items: 16 maps x 4 images x 5 S4 rows
 constexpr int kHeadImages = 32;
 constexpr int kHeadThreads = 256;
 constexpr int kHeadUnitGroups = 16;  // threads per image pair; thread unit j of group g = g + 16*j
@@ -214,57 +218,96 @@ LENET_HD void phase_load_frames(const SubsampleParams& p, const InputView& in, i
   }
 }
 
-// Phase 2, c1_s2: work item = (image, S2 position); all 6 maps from one 6x6 register patch.
-LENET_HD void phase_c1_s2(const SubsampleParams& p, int tid, SubShared& sh) {
-  for (int item = tid; item < kSubImages * kS2Pix; item += kSubThreads) {
-    const int b = item / kS2Pix, pos = item % kS2Pix, r = pos / kS2, c = pos % kS2;
-    float x[6][6];
-    const float* src = sh.in[b] + (2 * r) * kFrame + 2 * c;
-LENET_UNROLL
-    for (int dy = 0; dy < 6; ++dy)
-LENET_UNROLL
-      for (int dx = 0; dx < 6; ++dx) x[dy][dx] = src[dy * kFrame + dx];
-    // Unrolled over the maps so every weight is a constant-bank operand of its FMA (no loads).
+// C1 maps M0..M0+2 at one S2 position from a 6x6 register patch; M0 is a template argument so
+// the weights are constant-bank operands of the FMAs, not loads.
+template <int M0>
+LENET_HD void c1_s2_three_maps(const SubsampleParams& p, const float (&x)[6][6], float* s2, int pos) {
+  LENET_UNROLL
+  for (int m = M0; m < M0 + 3; ++m) {
+    float acc[4] = {p.c1_b[m], p.c1_b[m], p.c1_b[m], p.c1_b[m]};
+    conv2x2(x, p.c1_w + m * 25, acc);
     LENET_UNROLL
-    for (int m = 0; m < kMaps1; ++m) {
-      float acc[4] = {p.c1_b[m], p.c1_b[m], p.c1_b[m], p.c1_b[m]};
-      conv2x2(x, p.c1_w + m * 25, acc);
-LENET_UNROLL
-      for (int j = 0; j < 4; ++j) acc[j] = squash(p.act, p.act_amp, p.act_slope, p.act_add, acc[j]);
-      const float coef = p.pooling == kPoolTrainable ? p.s2_coef[m] : 0.f;
-      const float bias = p.pooling == kPoolTrainable ? p.s2_bias[m] : 0.f;
-      sh.s2[b][m * kS2Pix + pos] = pool4(p.pooling, acc[0], acc[1], acc[2], acc[3], coef, bias,
-                                         p.act, p.act_amp, p.act_slope, p.act_add);
-    }
+    for (int j = 0; j < 4; ++j) acc[j] = squash(p.act, p.act_amp, p.act_slope, p.act_add, acc[j]);
+    const float coef = p.pooling == kPoolTrainable ? p.s2_coef[m] : 0.f;
+    const float bias = p.pooling == kPoolTrainable ? p.s2_bias[m] : 0.f;
+    s2[m * kS2Pix + pos] = pool4(p.pooling, acc[0], acc[1], acc[2], acc[3], coef, bias, p.act,
+                                 p.act_amp, p.act_slope, p.act_add);
   }
 }
 
-// Phase 3, c3_s4: work item = (C3 map, image, S4 position), map-major; only the S2 maps the
-// connection table names are read. Writes the S4 activations [n][400] (C5's input order).
+// Phase 2, c1_s2: work item = (half of the C1 maps, image, S2 position), half-major: 1,568 items,
+// 4.9 per thread. A 6x6 register patch feeds 3 maps (300 FMAs for 36 shared loads).
+LENET_HD void phase_c1_s2(const SubsampleParams& p, int tid, SubShared& sh) {
+  constexpr int kPerHalf = kSubImages * kS2Pix;
+  for (int item = tid; item < 2 * kPerHalf; item += kSubThreads) {
+    const int half = item / kPerHalf, b = (item % kPerHalf) / kS2Pix, pos = item % kS2Pix;
+    const int r = pos / kS2, c = pos % kS2;
+    float x[6][6];
+    const float* src = sh.in[b] + (2 * r) * kFrame + 2 * c;
+    LENET_UNROLL
+    for (int dy = 0; dy < 6; ++dy)
+      LENET_UNROLL
+      for (int dx = 0; dx < 6; ++dx) x[dy][dx] = src[dy * kFrame + dx];
+    if (half == 0)
+      c1_s2_three_maps<0>(p, x, sh.s2[b], pos);
+    else
+      c1_s2_three_maps<3>(p, x, sh.s2[b], pos);
+  }
+}
+
+// Phase 3, c3_s4: work item = (C3 map, image, S4 row), map-major: 320 items, one per thread. A
+// thread computes the two C3 rows under its S4 row (2 x 10 accumulators), streaming the 6 input
+// rows of each connected S2 map through registers: 500 FMAs per 84 shared loads. Only the S2
+// maps the connection table names are read. Writes the S4 activations [n][400] (C5's order).
 LENET_HD void phase_c3_s4(const SubsampleParams& p, int64_t n, int64_t first, int tid,
                           const SubShared& sh, float* s4) {
-  constexpr int kPerMap = kSubImages * kS4Pix;
+  constexpr int kPerMap = kSubImages * kS4;
   for (int item = tid; item < kMaps3 * kPerMap; item += kSubThreads) {
-    const int o = item / kPerMap, b = (item % kPerMap) / kS4Pix, pos = item % kS4Pix;
-    const int r = pos / kS4, c = pos % kS4;
-    float acc[4] = {p.c3_b[o], p.c3_b[o], p.c3_b[o], p.c3_b[o]};
+    const int o = item / kPerMap, b = (item % kPerMap) / kS4, r = item % kS4;
+    float top[10], bottom[10];  // C3 rows 2r and 2r+1
+    LENET_UNROLL
+    for (int x = 0; x < 10; ++x) top[x] = bottom[x] = p.c3_b[o];
     for (int t = 0; t < p.c3_fan_in[o]; ++t) {
       const int i = p.c3_inputs[o][t];
-      const float* src = sh.s2[b] + i * kS2Pix + (2 * r) * kS2 + 2 * c;
-      float x[6][6];
-LENET_UNROLL
-      for (int dy = 0; dy < 6; ++dy)
-LENET_UNROLL
-        for (int dx = 0; dx < 6; ++dx) x[dy][dx] = src[dy * kS2 + dx];
-      conv2x2(x, p.c3_w + (o * kMaps1 + i) * 25, acc);
+      const float* w = p.c3_w + (o * kMaps1 + i) * 25;
+      const float* src = sh.s2[b] + i * kS2Pix + (2 * r) * kS2;
+      LENET_UNROLL
+      for (int j = 0; j < 6; ++j) {  // input row 2r+j: kernel row j for top, j-1 for bottom
+        float row[kS2];
+        LENET_UNROLL
+        for (int x = 0; x < kS2; ++x) row[x] = src[j * kS2 + x];
+        if (j < 5) {
+          LENET_UNROLL
+          for (int kx = 0; kx < 5; ++kx) {
+            const float wv = w[j * 5 + kx];
+            LENET_UNROLL
+            for (int x = 0; x < 10; ++x) top[x] += wv * row[x + kx];
+          }
+        }
+        if (j > 0) {
+          LENET_UNROLL
+          for (int kx = 0; kx < 5; ++kx) {
+            const float wv = w[(j - 1) * 5 + kx];
+            LENET_UNROLL
+            for (int x = 0; x < 10; ++x) bottom[x] += wv * row[x + kx];
+          }
+        }
+      }
     }
-LENET_UNROLL
-    for (int j = 0; j < 4; ++j) acc[j] = squash(p.act, p.act_amp, p.act_slope, p.act_add, acc[j]);
+    LENET_UNROLL
+    for (int x = 0; x < 10; ++x) {
+      top[x] = squash(p.act, p.act_amp, p.act_slope, p.act_add, top[x]);
+      bottom[x] = squash(p.act, p.act_amp, p.act_slope, p.act_add, bottom[x]);
+    }
     const float coef = p.pooling == kPoolTrainable ? p.s4_coef[o] : 0.f;
     const float bias = p.pooling == kPoolTrainable ? p.s4_bias[o] : 0.f;
-    const float v = pool4(p.pooling, acc[0], acc[1], acc[2], acc[3], coef, bias, p.act, p.act_amp,
-                          p.act_slope, p.act_add);
-    if (first + b < n) s4[(first + b) * kS4Len + o * kS4Pix + pos] = v;
+    if (first + b < n) {
+      float* dst = s4 + (first + b) * kS4Len + o * kS4Pix + r * kS4;
+      LENET_UNROLL
+      for (int c = 0; c < kS4; ++c)
+        dst[c] = pool4(p.pooling, top[2 * c], top[2 * c + 1], bottom[2 * c], bottom[2 * c + 1], coef,
+                       bias, p.act, p.act_amp, p.act_slope, p.act_add);
+    }
   }
 }
 
