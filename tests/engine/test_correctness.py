@@ -137,3 +137,35 @@ def test_fashion_mnist_labels_agree(arch, fashion_test_images):
     decided = (top2[:, 1] - top2[:, 0]) > 1e-4 * scale
     assert decided.sum() > 9000
     assert np.array_equal(labels[decided], ref.argmax(1)[decided])
+
+
+def test_gil_released_during_compute(model_and_engine):
+    """Python threads keep running while a batch is computed. With a 1 s switch interval the
+    worker is never forced to drop the GIL, so the main thread only advances if the engine
+    releases it."""
+    import sys
+    import threading
+
+    model, _ = model_and_engine
+    engine = lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=1)
+    big = np.tile(IMAGES[:1024], (8, 1, 1))
+    started, done = threading.Event(), threading.Event()
+
+    def work():
+        started.set()
+        engine.scores(big)
+        done.set()
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    try:
+        worker = threading.Thread(target=work)
+        worker.start()
+        started.wait()
+        count = 0
+        while not done.is_set():
+            count += 1
+        worker.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert count > 1000, f"main thread advanced only {count} steps: GIL held during compute?"
