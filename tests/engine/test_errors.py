@@ -229,3 +229,22 @@ def test_engine_survives_fork(engine):
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(["model.torchscript.pt", "manifest.json"]), cut=st.floats(0.0, 0.99))
+def test_fuzz_truncated_torchscript_and_manifest(artifact_dir, tmp_path_factory, name, cut):
+    """Truncated TorchScript files (no manifest to catch it) and truncated manifests."""
+    if name == "model.torchscript.pt":
+        pytest.importorskip("lenet.artifacts", reason="lenet.artifacts (lenet-export) not there yet")
+    _, src = artifact_dir
+    d = tmp_path_factory.mktemp("fuzz-ts")
+    data = (src / name).read_bytes()
+    (d / name).write_bytes(data[:int(len(data) * cut)])
+    if name == "manifest.json":
+        (d / "model.onnx").write_bytes((src / "model.onnx").read_bytes())
+        target = d
+    else:
+        target = d / name
+    with pytest.raises(ArtifactError):
+        lenet_ext.load(target)
