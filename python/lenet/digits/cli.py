@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse a candidate whose confidence is below P, as not a digit "
                         "(default %(default)s = the reader's default; see lenet.digits.classify)")
     p.add_argument("--deskew", action="store_true", help="straighten slanted digits by their moments")
+    p.add_argument("--no-jitter", action="store_true",
+                   help="classify each crop once, not averaged over 9 small shifts/scalings/rotations")
     p.add_argument("--ink", choices=("auto", "dark", "light"), default="auto",
                    help="dark ink on light paper, light on dark (default: auto)")
     p.add_argument("--gap", type=float, default=None, metavar="F",
@@ -177,6 +179,7 @@ def open_capture(args):
 def run_stream_headless(args, reader, model_info, cap, name: str, is_camera: bool) -> int:
     import cv2
 
+    from .live import CAMERA_GRACE_S, read_frame
     from .render import annotate
 
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not is_camera else 0
@@ -191,10 +194,10 @@ def run_stream_headless(args, reader, model_info, cap, name: str, is_camera: boo
     index = 0
     try:
         while not args.max_frames or index < args.max_frames:
-            ok, frame = cap.read()
-            if not ok or frame is None:
+            ok, frame = read_frame(cap, is_camera)
+            if not ok:
                 if is_camera:
-                    _err(f"camera {name}: stopped delivering frames")
+                    _err(f"camera {name}: stopped delivering frames (retried for {CAMERA_GRACE_S:.0f} s)")
                     status = 1
                 break
             result = reader.read(frame, f"frame {index}")
@@ -257,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = ReaderOptions()
     options = ReaderOptions(
         min_confidence=defaults.min_confidence if args.min_confidence is None else args.min_confidence,
-        deskew=args.deskew, gap=defaults.gap if args.gap is None else args.gap,
+        deskew=args.deskew, jitter=not args.no_jitter, gap=defaults.gap if args.gap is None else args.gap,
         segment=SegmentOptions(ink=args.ink))
     try:
         reader = DigitReader(classifier, options)

@@ -41,6 +41,17 @@ def check_display() -> None:
                            "or run under a desktop or xvfb-run")
 
 
+def read_frame(cap: cv2.VideoCapture, is_camera: bool) -> tuple[bool, np.ndarray | None]:
+    """The next frame. A camera that fails is retried for CAMERA_GRACE_S seconds first."""
+    ok, frame = cap.read()
+    if is_camera and (not ok or frame is None):
+        deadline = time.monotonic() + CAMERA_GRACE_S
+        while time.monotonic() < deadline and (not ok or frame is None):
+            time.sleep(0.05)
+            ok, frame = cap.read()
+    return bool(ok) and frame is not None, frame
+
+
 def _qt_fonts() -> None:
     """opencv-python's Qt looks for fonts in its own (empty) folder and complains on every start;
     point it at the system's fonts when the user has not chosen."""
@@ -92,19 +103,14 @@ def run_live(cap: cv2.VideoCapture, reader: DigitReader, *, name: str, is_camera
     try:
         while True:
             if not paused:
-                ok, new = cap.read()
-                if not ok or new is None:
+                ok, new = read_frame(cap, is_camera)
+                if not ok:
                     if is_camera:
-                        deadline = time.monotonic() + CAMERA_GRACE_S
-                        while time.monotonic() < deadline and not ok:
-                            time.sleep(0.05)
-                            ok, new = cap.read()
-                        if not ok:
-                            print(f"error: camera {name}: stopped delivering frames "
-                                  f"(retried for {CAMERA_GRACE_S:.0f} s)", file=sys.stderr)
-                            status = 1
-                            break
-                    elif loop and stats.frames:
+                        print(f"lenet-digits: error: camera {name}: stopped delivering frames "
+                              f"(retried for {CAMERA_GRACE_S:.0f} s)", file=sys.stderr)
+                        status = 1
+                        break
+                    if loop and stats.frames:
                         cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                         index = 0
                         continue

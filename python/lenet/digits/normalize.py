@@ -63,3 +63,19 @@ def to_mnist(ink: np.ndarray, *, deskew_crop: bool = False) -> np.ndarray:
         canvas = cv2.warpAffine(canvas, shift, (SIZE, SIZE), flags=cv2.INTER_NEAREST, borderValue=0)
     crop = canvas.clip(0, 255).astype(np.uint8)
     return deskew(crop) if deskew_crop else crop
+
+
+def jitters(crop: np.ndarray) -> np.ndarray:
+    """uint8 [9, 28, 28]: the crop and 8 small re-registrations of it (±1 px shifts, ±10 % scale,
+    ±8° rotation). Where exactly a digit's box and centre of mass fall depends on a pixel of
+    threshold or blur; averaging the network's probabilities over these small changes
+    marginalizes that uncertainty out. A real digit keeps its class under them; a mark that only
+    happens to sit near a prototype usually does not, so the average also rejects better."""
+    out = [crop]
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        out.append(cv2.warpAffine(crop, np.float32([[1, 0, dx], [0, 1, dy]]), (SIZE, SIZE)))
+    c = (SIZE / 2, SIZE / 2)
+    for angle, scale in ((0, 0.9), (0, 1.1), (-8, 1.0), (8, 1.0)):
+        out.append(cv2.warpAffine(crop, cv2.getRotationMatrix2D(c, angle, scale), (SIZE, SIZE),
+                                  flags=cv2.INTER_LINEAR))
+    return np.stack(out)

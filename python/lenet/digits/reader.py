@@ -9,14 +9,15 @@ import numpy as np
 
 from .classify import Classifier, confidences
 from .group import Box, Digit, Number, group_numbers
-from .normalize import to_mnist
+from .normalize import jitters, to_mnist
 from .segment import SegmentOptions, find_candidates
 
 
 @dataclass(frozen=True)
 class ReaderOptions:
-    min_confidence: float = 0.5   # below: "not a digit" (see classify.py for what it means)
+    min_confidence: float = 0.1   # below: "not a digit" (see classify.py for what it means)
     deskew: bool = False          # MNIST itself is not deskewed, so a model trained on it isn't either
+    jitter: bool = True           # average over small re-registrations (normalize.jitters)
     gap: float = 0.6              # a space wider than this × digit height ends a number
     segment: SegmentOptions = field(default_factory=SegmentOptions)
 
@@ -72,8 +73,10 @@ class DigitReader:
         digits: list[Digit] = []
         if kept:
             crops = np.stack([to_mnist(c.ink, deskew_crop=self.options.deskew) for c in kept])
-            # One batched call for the whole frame.
-            probs = confidences(self.classifier.scores(crops), self.classifier.spec)
+            batch = np.concatenate([jitters(c) for c in crops]) if self.options.jitter else crops
+            # One batched call for the whole frame (every candidate, every re-registration).
+            probs = confidences(self.classifier.scores(batch), self.classifier.spec)
+            probs = probs.reshape(len(crops), -1, probs.shape[-1]).mean(axis=1)
             best = probs.argmax(axis=1)
             for c, crop, label, p in zip(kept, crops, best, probs):
                 conf = float(p[label])

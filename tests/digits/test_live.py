@@ -1,0 +1,134 @@
+"""The live window for real: lenet-digits on a virtual X display (Xvfb), a video file standing in
+for the camera. The window must open, frames must advance, a screenshot must show boxes and
+digits, s must save the frame and its JSON, and q must end the program cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lenet.digits.render import DIGIT, NUMBER
+from lenet.digits.synth import make_page
+
+from .pages import make_clip
+
+TOOLS = ("Xvfb", "xdotool", "xwd")
+missing = [t for t in TOOLS if shutil.which(t) is None]
+pytestmark = pytest.mark.skipif(
+    bool(missing), reason=f"{', '.join(missing)} not installed (apt-get install xvfb xdotool x11-apps; "
+                          ".ci/run installs them)")
+
+
+def read_xwd(data: bytes) -> np.ndarray:
+    """BGR image from an `xwd` dump of a 24/32-bit TrueColor screen."""
+    header = np.frombuffer(data[:100], ">u4")
+    header_size, width, height = int(header[0]), int(header[4]), int(header[5])
+    byte_order, bits_per_pixel = int(header[7]), int(header[11])
+    bytes_per_line, ncolors = int(header[12]), int(header[19])
+    step = bits_per_pixel // 8
+    assert step in (3, 4), f"unexpected xwd pixel size {bits_per_pixel}"
+    start = header_size + 12 * ncolors
+    rows = np.frombuffer(data[start:start + height * bytes_per_line], np.uint8).reshape(height, bytes_per_line)
+    pixels = rows[:, :width * step].reshape(height, width, step)
+    return pixels[:, :, :3] if byte_order == 0 else pixels[:, :, step - 1:step - 4:-1]
+
+
+@pytest.fixture
+def xdisplay():
+    """A private Xvfb server; yields its DISPLAY string."""
+    for n in range(140, 200):
+        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
+            break
+    display = f":{n}"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"Xvfb {display} did not start")
+        time.sleep(0.1)
+    try:
+        yield display
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def x(cmd: list[str], env: dict, timeout: float = 20) -> str:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=True).stdout
+
+
+def screenshot(env: dict) -> np.ndarray:
+    return read_xwd(subprocess.run(["xwd", "-root", "-silent"], env=env, capture_output=True,
+                                   timeout=20, check=True).stdout)
+
+
+def color_pixels(img: np.ndarray, bgr: tuple[int, int, int], tol: int = 40) -> int:
+    return int((np.abs(img.astype(int) - np.array(bgr)).max(axis=2) < tol).sum())
+
+
+def test_live_window_under_xvfb(xdisplay, tmp_path, heldout_digits, digit_checkpoint):
+    xs, ys = heldout_digits
+    rng = np.random.default_rng(3)
+    order = rng.permutation(len(xs))  # the split is stored class by class
+    page, _ = make_page(xs[order], ys[order], rng, size=(480, 640), digit_height=(40, 50), lines=4, marks=1)
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, page, frames=24)
+    env = {**os.environ, "DISPLAY": xdisplay}
+    env.pop("WAYLAND_DISPLAY", None)
+    save_dir = tmp_path / "saved"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lenet.digits.cli", "--video", str(clip), "--loop", "--model",
+         str(digit_checkpoint), "--save-dir", str(save_dir)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The window opens ...
+        window = x(["xdotool", "search", "--sync", "--name", "^lenet-digits$"], env, timeout=60).split()[0]
+        geometry = x(["xdotool", "getwindowgeometry", "--shell", window], env)
+        geo = dict(line.split("=") for line in geometry.split())
+        wx, wy, ww, wh = (int(geo[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+        assert ww >= 640 and wh >= 480
+        time.sleep(2.0)
+        first = screenshot(env)[wy:wy + wh, wx:wx + ww]
+        time.sleep(1.5)
+        second = screenshot(env)[wy:wy + wh, wx:wx + ww]
+        # ... frames advance (the view drifts, so two moments differ) ...
+        assert np.abs(first.astype(int) - second.astype(int)).mean() > 0.5
+        # ... and the boxes, digits and numbers are drawn in the window.
+        assert color_pixels(second, DIGIT) > 300, "no digit boxes on screen"
+        assert color_pixels(second, NUMBER) > 300, "no number boxes on screen"
+        # Keys go through the X server's input path (XTEST) to the focused window, as a person's.
+        x(["xdotool", "mousemove", "--window", window, "20", "20"], env)
+        x(["xdotool", "windowfocus", "--sync", window], env)
+        x(["xdotool", "key", "s"], env)
+        deadline = time.monotonic() + 20
+        while not list(save_dir.glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        saved = list(save_dir.glob("*.json"))
+        assert saved, "s did not save the frame"
+        doc = json.loads(saved[0].read_text())
+        assert doc["items"][0]["numbers"], "the saved frame's JSON has no numbers"
+        assert list(save_dir.glob("*-annotated.png")) and len(list(save_dir.glob("*.png"))) == 2
+        # Space pauses: the picture stops changing.
+        x(["xdotool", "key", "space"], env)
+        time.sleep(1.0)
+        paused = [screenshot(env)[wy:wy + wh, wx:wx + ww] for _ in range(2) if time.sleep(0.8) is None]
+        assert np.array_equal(paused[0], paused[1]), "the window kept changing while paused"
+        x(["xdotool", "key", "q"], env)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    shown = int(out.strip().splitlines()[-1].split(": ")[1].split()[0])
+    assert shown >= 5, out
