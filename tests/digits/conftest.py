@@ -1,6 +1,7 @@
-"""Fixtures for the digit reader: a lenet5 trained on the mnist-sample TRAIN split only (the pages
-are made of the held-out TEST digits), cached across runs in pytest's cache keyed by the recipe and
-the model source, and realistic scanned-style pages built from the held-out digits."""
+"""Fixtures for the digit reader: a lenet5 trained on the mnist-sample TRAIN split only (the test
+pages are made of the held-out TEST digits), with LeCun's rubbish class of non-digit glyphs
+(lenet.digits.synth.rubbish_glyphs), cached across runs in pytest's cache keyed by the recipe and
+the code it depends on; and the held-out digits."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import hashlib
 import inspect
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,7 +17,7 @@ import lenet.models
 from lenet.checkpoint import save_checkpoint
 from lenet.data import Batches, Split, distort, mnist_sample_arrays, preprocess
 from lenet.digits.normalize import ink_to_u8, to_mnist
-from lenet.digits.synth import MARK_FONTS
+from lenet.digits.synth import RUBBISH_LETTERS, rubbish_glyphs
 from lenet.models import build_model
 
 # The lead's measured mnist-sample recipe (tools/accuracy.py): Adam 2e-3, batch 32, cosine,
@@ -31,37 +31,9 @@ def _source_hash() -> str:
     h.update(RUBBISH_LETTERS.encode())
     for f in sorted(Path(lenet.models.__file__).parent.glob("*.py")):
         h.update(f.read_bytes())
-    for fn in (to_mnist, ink_to_u8):  # the glyphs of the rubbish class are made with these
+    for fn in (to_mnist, ink_to_u8, rubbish_glyphs):  # the rubbish class's glyphs are made by these
         h.update(inspect.getsource(fn).encode())
     return h.hexdigest()[:16]
-
-
-# LeCun et al.'s rubbish class: non-digit glyphs trained towards the MAP criterion's constant
-# energy j (target index 10 = the extra logit -j in lecun_map_loss), so that the reader's
-# confidence P(digit) = e^{-y}/(e^{-j} + sum e^{-y_k}) can say "not a digit". A network trained on
-# digits alone maps many letters confidently onto a digit prototype (H, K, M, W onto the 4, R onto
-# the 8), which no threshold can undo. The glyphs here are drawn in fonts that the test pages'
-# marks never use (lenet.digits.synth.MARK_FONTS), so the pages measure rejection of renderings
-# the model has not seen; letters a person could read as a digit are left out.
-RUBBISH_LETTERS = "ACDEFHJKLMNPRUVWXYacdefhkmnprtuvwxy#%&@+=<>$"
-RUBBISH_FONTS = (cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL,
-                 cv2.FONT_HERSHEY_SCRIPT_COMPLEX, cv2.FONT_HERSHEY_PLAIN | cv2.FONT_ITALIC,
-                 cv2.FONT_HERSHEY_TRIPLEX | cv2.FONT_ITALIC)
-
-
-def rubbish_glyphs(count: int, rng: np.random.Generator) -> np.ndarray:
-    """uint8 [count, 28, 28] non-digit glyphs made like the reader's crops (lenet.digits.normalize)."""
-    assert not {f & 0xF for f in RUBBISH_FONTS} & set(MARK_FONTS)
-    out = np.zeros((count, 28, 28), np.uint8)
-    for i in range(count):
-        ch = RUBBISH_LETTERS[rng.integers(len(RUBBISH_LETTERS))]
-        font = int(RUBBISH_FONTS[rng.integers(len(RUBBISH_FONTS))])
-        thick = int(rng.integers(2, 6))
-        (w, h), base = cv2.getTextSize(ch, font, 2.0, thick)
-        canvas = np.zeros((h + base + 20, w + 20), np.uint8)
-        cv2.putText(canvas, ch, (10, h + 10), font, 2.0, 255, thick, cv2.LINE_AA)
-        out[i] = to_mnist(canvas.astype(np.float32) / 255.0)
-    return out
 
 
 def train_digit_model(path: Path) -> None:
@@ -96,7 +68,11 @@ def train_digit_model(path: Path) -> None:
 @pytest.fixture(scope="session")
 def digit_checkpoint(request: pytest.FixtureRequest) -> Path:
     """Path of a trained lenet5 checkpoint (trained once, then reused from pytest's cache)."""
-    folder = Path(request.config.cache.mkdir("lenet-digits-model"))
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    if cache is not None:
+        folder = Path(cache.mkdir("lenet-digits-model"))
+    else:
+        folder = request.getfixturevalue("tmp_path_factory").mktemp("lenet-digits-model")
     path = folder / f"lenet5-{_source_hash()}.pt"
     if not path.exists():
         train_digit_model(path)

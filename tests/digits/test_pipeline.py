@@ -137,3 +137,12 @@ def test_reader_refuses_a_non_digit_model():
 
     with pytest.raises(ValueError, match="not the digits"):
         DigitReader(Fashion())
+
+
+def test_rubbish_glyphs_use_other_fonts_than_the_page_marks():
+    from lenet.digits.synth import MARK_FONTS, RUBBISH_FONTS, rubbish_glyphs
+
+    assert not {f & 0xF for f in RUBBISH_FONTS} & set(MARK_FONTS)  # 0xF: without FONT_ITALIC
+    glyphs = rubbish_glyphs(20, np.random.default_rng(0))
+    assert glyphs.shape == (20, 28, 28) and glyphs.dtype == np.uint8
+    assert (glyphs.reshape(20, -1).max(axis=1) == 255).all()

@@ -29,6 +29,36 @@ MARK_FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHE
               cv2.FONT_HERSHEY_COMPLEX)
 
 
+# LeCun et al.'s rubbish class: non-digit glyphs trained towards the MAP criterion's constant
+# energy j (target index 10 = the extra logit -j in lecun_map_loss), so that the reader's
+# confidence P(digit) = e^{-y}/(e^{-j} + sum e^{-y_k}) can say "not a digit". A network trained on
+# digits alone maps many letters confidently onto a digit prototype (H, K, M, W onto the 4, R onto
+# the 8), which no threshold can undo. These glyphs are drawn in fonts that the pages' marks never
+# use (MARK_FONTS), so a page measures rejection of renderings the model has not seen; letters a
+# person could read as a digit (O, I, l, S, Z, B, G, b, g, q, T, z, ?, !) are left out.
+RUBBISH_LETTERS = "ACDEFHJKLMNPRUVWXYacdefhkmnprtuvwxy#%&@+=<>$"
+RUBBISH_FONTS = (cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL,
+                 cv2.FONT_HERSHEY_SCRIPT_COMPLEX, cv2.FONT_HERSHEY_PLAIN | cv2.FONT_ITALIC,
+                 cv2.FONT_HERSHEY_TRIPLEX | cv2.FONT_ITALIC)
+
+
+def rubbish_glyphs(count: int, rng: np.random.Generator) -> np.ndarray:
+    """uint8 [count, 28, 28] non-digit glyphs (white on black) made like the reader's crops, for
+    training a rubbish class: with the RBF head, as target index 10 of ``lecun_map_loss``."""
+    from .normalize import to_mnist
+
+    out = np.zeros((count, 28, 28), np.uint8)
+    for i in range(count):
+        ch = RUBBISH_LETTERS[rng.integers(len(RUBBISH_LETTERS))]
+        font = int(RUBBISH_FONTS[rng.integers(len(RUBBISH_FONTS))])
+        thick = int(rng.integers(2, 6))
+        (w, h), base = cv2.getTextSize(ch, font, 2.0, thick)
+        canvas = np.zeros((h + base + 20, w + 20), np.uint8)
+        cv2.putText(canvas, ch, (10, h + 10), font, 2.0, 255, thick, cv2.LINE_AA)
+        out[i] = to_mnist(canvas.astype(np.float32) / 255.0)
+    return out
+
+
 @dataclass
 class TruthDigit:
     digit: int
