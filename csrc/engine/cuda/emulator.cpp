@@ -73,7 +73,7 @@ PackedModel pack_model(const Model& m) {
   set_activation(m, h.act, h.act_amp, h.act_slope, h.act_add);
   h.rbf = m.head == Head::Rbf ? 1 : 0;
   h.classes = m.num_classes;
-  h.out_u = m.num_classes <= kHeadUnitGroups ? 1 : kOutUMax;
+  h.out_u = m.num_classes <= kHeadUnitGroups ? 1 : kHeadU;
   const int cols = kHeadUnitGroups * h.out_u;
   h.out_pad = (m.num_classes + cols - 1) / cols * cols;
   pk.c5_wt = transpose_pad(m.c5_w, kC5, kS4Len, kC5Pad);

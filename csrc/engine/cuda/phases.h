@@ -27,6 +27,10 @@
 #endif
 
 #include <cmath>
+#include <cstdint>
+#ifndef __CUDA_ARCH__
+#include <stdexcept>
+#endif
 
 namespace lenet::cuda {
 
@@ -63,13 +67,13 @@ enum : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
 //   the shared loads; more images per block would not raise occupancy (shared memory grows with
 //   them).
 // fused_rbf (the head): one block = kHeadImages (32) images, kHeadThreads (256) threads; each
-//   thread owns a 2-image x U-unit register tile (U = 8 for C5, 6 for F6) read from shared memory.
-//   The weights (C5 alone is 192 KB: too big for constant memory, and read per unit, not
-//   uniformly) are streamed through shared memory in chunks of kChunk inputs, so each weight read
-//   from global memory (L2-resident: 240 KB in all) serves 32 images, and per input row a thread
-//   does 2U FMAs for 2 + U shared loads (the 16 unit groups of a warp read 16 consecutive words:
-//   no bank conflicts; activations are broadcasts). Shared: 32x25 activation chunk + 25x128
-//   weight chunk + C5 and F6 outputs of 32 images = 42 KB static; ptxas: 60-78 registers/thread,
+//   thread owns a 2-image x 8-unit register tile (C5, F6 and wide linear heads; 1 unit for <= 16
+//   classes). The weights (C5 alone is 192 KB: too big for constant memory, and read per unit,
+//   not uniformly) are streamed through shared memory in chunks of 20-28 inputs, so each weight
+//   read from global memory (L2-resident: ~270 KB in all) serves 32 images. Per 4 inputs a thread
+//   issues 2 activation loads (broadcasts) and 8 weight loads, all 128-bit, for 64 FMAs: the same
+//   >= 4 FMAs per shared load as the subsampling kernel. Shared: 32x20 activation chunk + 28x128
+//   weight chunk + C5 and F6 outputs of 32 images = 43 KB static; ptxas: 61-86 registers/thread,
 //   so 3 blocks (768 threads) per SM on sm_80/90, 2 on sm_86/89/120, 1 on sm_75. The head is
 //   ~20 % of the model's MACs, so its lower occupancy costs less than smaller tiles (more weight
 //   traffic per image) would.
@@ -77,18 +81,19 @@ constexpr int kSubImages = 4;
 constexpr int kSubThreads = 320;  // = C3 items: 16 maps x 4 images x 5 S4 rows
 constexpr int kHeadImages = 32;
 constexpr int kHeadThreads = 256;
-constexpr int kHeadUnitGroups = 16;  // threads per image pair; thread unit j of group g = g + 16*j
+constexpr int kHeadUnitGroups = 16;  // threads per image pair (their units: unit_of)
 constexpr int kHeadImageGroups = kHeadThreads / kHeadUnitGroups;  // 16 pairs = 32 images
-constexpr int kChunk = 25;           // inputs per weight chunk (one S4 map for C5)
-constexpr int kF6Chunk = 24;         // 120 = 5 x 24
-constexpr int kC5Pad = 128, kF6Pad = 96;  // units rounded up to 16 x U
-constexpr int kC5U = kC5Pad / kHeadUnitGroups, kF6U = kF6Pad / kHeadUnitGroups;
-constexpr int kWChunkMax = kChunk * kC5Pad;  // floats of the weight-chunk buffer
-constexpr int kOutUMax = 8;
+constexpr int kChunk = 20;           // C5 inputs per chunk (400 = 20 x 20)
+constexpr int kF6Chunk = 24;         // F6 inputs per chunk (120 = 5 x 24)
+constexpr int kOutChunk = 28;        // output-layer inputs per chunk (84 = 3 x 28)
+constexpr int kC5Pad = 128, kF6Pad = 128;  // units rounded up to 16 threads x 8
+constexpr int kHeadU = 8;            // units per thread in C5, F6 and wide linear heads
+constexpr int kWChunkMax = kOutChunk * kHeadUnitGroups * kHeadU;  // floats of the weight chunk
 static_assert(2 * kHeadImageGroups == kHeadImages, "each thread owns two images of the tile");
-static_assert(kC5U <= 8 && kF6U <= 8 && kOutUMax <= 8, "register tile is 2 x 8");
-static_assert(kWChunkMax >= kF6Chunk * kF6Pad && kWChunkMax >= kChunk * 16 * kOutUMax,
+static_assert(kWChunkMax >= kChunk * kC5Pad && kWChunkMax >= kF6Chunk * kF6Pad,
               "weight chunk buffer too small");
+static_assert(kChunk % 4 == 0 && kF6Chunk % 4 == 0 && kOutChunk % 4 == 0 && kC5 % 4 == 0 &&
+                  kF6 % 4 == 0, "activation rows are read 4 floats at a time");
 
 // ---- parameters -------------------------------------------------------------------------------
 
@@ -324,26 +329,48 @@ LENET_HD void subsample_program(Exec& ex, const SubsampleParams& p, const InputV
 // fused_rbf: S4 -> C5 -> squash -> F6 -> squash -> RBF distances (or linear), scores only
 // ================================================================================================
 
+// 16-byte aligned so activations (4 inputs) and weights (4 units) are single 128-bit loads.
 struct HeadShared {
-  float x[kHeadImages][kChunk];      // current chunk of S4 activations
-  float w[kWChunkMax];               // current chunk of weights [rows][cols]
-  float c5[kHeadImages][kC5];
-  float f6[kHeadImages][kF6];
+  alignas(16) float x[kHeadImages][kChunk];  // current chunk of S4 activations
+  alignas(16) float w[kWChunkMax];           // current chunk of weights [rows][cols]
+  alignas(16) float c5[kHeadImages][kC5];
+  alignas(16) float f6[kHeadImages][kF6];
 };
 
 // A thread's register tile: 2 images x up to 8 units.
 struct HeadRegs {
-  float acc[2][8];
+  float acc[2][kHeadU];
 };
 
 LENET_HD int head_image_group(int tid) { return tid / kHeadUnitGroups; }
 LENET_HD int head_unit_group(int tid) { return tid % kHeadUnitGroups; }
 
+// Unit j of unit group g: with 8 units, two runs of 4 adjacent units (4g.., 64+4g..), each one
+// 128-bit shared load, and a warp's 16 groups cover 64 consecutive words per run (no bank
+// conflict beyond the 2 wavefronts a 128-bit load needs); with 1 unit, unit g.
+template <int U>
+LENET_HD int unit_of(int g, int j) {
+  if (U == kHeadU) return j < 4 ? 4 * g + j : 4 * kHeadUnitGroups + 4 * g + (j - 4);
+  return g + kHeadUnitGroups * j;
+}
+
+// 4 consecutive floats from shared memory: one 128-bit load on the GPU. The emulator checks the
+// alignment the GPU requires.
+LENET_HD void load4(const float* src, float (&v)[4]) {
+#ifdef __CUDA_ARCH__
+  const float4 q = *reinterpret_cast<const float4*>(src);
+  v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+#else
+  if (reinterpret_cast<uintptr_t>(src) % 16 != 0) throw std::logic_error("misaligned 128-bit shared load");
+  for (int i = 0; i < 4; ++i) v[i] = src[i];
+#endif
+}
+
 template <int U>
 LENET_HD void tile_init(HeadRegs& r, const float* bias /* nullable */, int u0, int ug) {
-LENET_UNROLL
+  LENET_UNROLL
   for (int j = 0; j < U; ++j) {
-    const float b = bias ? bias[u0 + ug + kHeadUnitGroups * j] : 0.f;
+    const float b = bias ? bias[u0 + unit_of<U>(ug, j)] : 0.f;
     r.acc[0][j] = b;
     r.acc[1][j] = b;
   }
@@ -359,7 +386,7 @@ LENET_HD void phase_stage_weights(const float* wt, int ld, int k0, int rows, int
   }
 }
 
-// Phase stage_s4_chunk: the S4 activations k0..k0+24 of the block's 32 images, and C5's weights.
+// Phase stage_c5_chunk: the S4 activations k0..k0+19 of the block's 32 images, and C5's weights.
 LENET_HD void phase_stage_c5_chunk(const HeadParams& p, const float* s4, int64_t n, int64_t first,
                                    int k0, int tid, HeadShared& sh) {
   for (int idx = tid; idx < kHeadImages * kChunk; idx += kHeadThreads) {
@@ -370,26 +397,42 @@ LENET_HD void phase_stage_c5_chunk(const HeadParams& p, const float* s4, int64_t
 }
 
 // Phase accumulate: acc[i][j] += x[image i][k] * w[k][unit j] (or the squared distance) over the
-// chunk's rows. x rows have stride x_ld and start at column xk0.
+// chunk's rows (a multiple of 4). x rows have stride x_ld and start at column xk0. Per 4 rows a
+// thread issues 2 activation loads and 4 x (U/4) weight loads (128-bit) for 8U FMAs.
 template <int U, bool Rbf>
 LENET_HD void phase_accumulate(const float* x, int x_ld, int xk0, int rows, int cols, int tid,
                                const HeadShared& sh, HeadRegs& r) {
   const int ig = head_image_group(tid), ug = head_unit_group(tid);
   const float* x0 = x + (2 * ig) * x_ld + xk0;
   const float* x1 = x0 + x_ld;
-  for (int kk = 0; kk < rows; ++kk) {
-    const float a0 = x0[kk], a1 = x1[kk];
-    const float* wrow = sh.w + kk * cols + ug;
-LENET_UNROLL
-    for (int j = 0; j < U; ++j) {
-      const float w = wrow[kHeadUnitGroups * j];
-      if (Rbf) {
-        const float d0 = a0 - w, d1 = a1 - w;
-        r.acc[0][j] += d0 * d0;
-        r.acc[1][j] += d1 * d1;
+  for (int kk = 0; kk < rows; kk += 4) {
+    float a0[4], a1[4];
+    load4(x0 + kk, a0);
+    load4(x1 + kk, a1);
+    LENET_UNROLL
+    for (int q = 0; q < 4; ++q) {
+      const float* wrow = sh.w + (kk + q) * cols;
+      float w[U];
+      if constexpr (U == kHeadU) {
+        float lo[4], hi[4];
+        load4(wrow + 4 * ug, lo);
+        load4(wrow + 4 * kHeadUnitGroups + 4 * ug, hi);
+        LENET_UNROLL
+        for (int j = 0; j < 4; ++j) w[j] = lo[j], w[4 + j] = hi[j];
       } else {
-        r.acc[0][j] += a0 * w;
-        r.acc[1][j] += a1 * w;
+        LENET_UNROLL
+        for (int j = 0; j < U; ++j) w[j] = wrow[unit_of<U>(ug, j)];
+      }
+      LENET_UNROLL
+      for (int j = 0; j < U; ++j) {
+        if constexpr (Rbf) {
+          const float d0 = a0[q] - w[j], d1 = a1[q] - w[j];
+          r.acc[0][j] += d0 * d0;
+          r.acc[1][j] += d1 * d1;
+        } else {
+          r.acc[0][j] += a0[q] * w[j];
+          r.acc[1][j] += a1[q] * w[j];
+        }
       }
     }
   }
@@ -399,9 +442,9 @@ LENET_UNROLL
 template <int U>
 LENET_HD void phase_squash_to(const HeadParams& p, int units, float* dst, int tid, HeadRegs& r) {
   const int ig = head_image_group(tid), ug = head_unit_group(tid);
-LENET_UNROLL
+  LENET_UNROLL
   for (int j = 0; j < U; ++j) {
-    const int u = ug + kHeadUnitGroups * j;
+    const int u = unit_of<U>(ug, j);
     if (u < units)
       for (int i = 0; i < 2; ++i)
         dst[(2 * ig + i) * units + u] = squash(p.act, p.act_amp, p.act_slope, p.act_add, r.acc[i][j]);
@@ -413,9 +456,9 @@ template <int U>
 LENET_HD void phase_write_scores(const HeadParams& p, int u0, int64_t n, int64_t first, float* out,
                                  int tid, HeadRegs& r) {
   const int ig = head_image_group(tid), ug = head_unit_group(tid);
-LENET_UNROLL
+  LENET_UNROLL
   for (int j = 0; j < U; ++j) {
-    const int u = u0 + ug + kHeadUnitGroups * j;
+    const int u = u0 + unit_of<U>(ug, j);
     if (u >= p.classes) continue;
     for (int i = 0; i < 2; ++i) {
       const int64_t img = first + 2 * ig + i;
@@ -430,15 +473,14 @@ LENET_HD void output_layer(Exec& ex, const HeadParams& p, int64_t n, int64_t fir
   constexpr int cols = kHeadUnitGroups * U;
   for (int u0 = 0; u0 < p.out_pad; u0 += cols) {
     ex.phase([&](int tid, HeadRegs& r) { tile_init<U>(r, p.rbf ? nullptr : p.out_b, u0, head_unit_group(tid)); });
-    for (int k0 = 0; k0 < kF6; k0 += kChunk) {
-      const int rows = kF6 - k0 < kChunk ? kF6 - k0 : kChunk;
+    for (int k0 = 0; k0 < kF6; k0 += kOutChunk) {
       ex.phase([&](int tid, HeadRegs&) {
-        phase_stage_weights(p.out_wt, p.out_pad, k0, rows, u0, cols, tid, sh);
+        phase_stage_weights(p.out_wt, p.out_pad, k0, kOutChunk, u0, cols, tid, sh);
       });
       if (p.rbf)
-        ex.phase([&](int tid, HeadRegs& r) { phase_accumulate<U, true>(&sh.f6[0][0], kF6, k0, rows, cols, tid, sh, r); });
+        ex.phase([&](int tid, HeadRegs& r) { phase_accumulate<U, true>(&sh.f6[0][0], kF6, k0, kOutChunk, cols, tid, sh, r); });
       else
-        ex.phase([&](int tid, HeadRegs& r) { phase_accumulate<U, false>(&sh.f6[0][0], kF6, k0, rows, cols, tid, sh, r); });
+        ex.phase([&](int tid, HeadRegs& r) { phase_accumulate<U, false>(&sh.f6[0][0], kF6, k0, kOutChunk, cols, tid, sh, r); });
     }
     ex.phase([&](int tid, HeadRegs& r) { phase_write_scores<U>(p, u0, n, first, out, tid, r); });
   }
@@ -448,31 +490,31 @@ LENET_HD void output_layer(Exec& ex, const HeadParams& p, int64_t n, int64_t fir
 template <class Exec>
 LENET_HD void head_program(Exec& ex, const HeadParams& p, const float* s4, int64_t n,
                            int64_t first, HeadShared& sh, float* out) {
-  // C5: 16 chunks of 25 inputs (one S4 map each).
-  ex.phase([&](int tid, HeadRegs& r) { tile_init<kC5U>(r, p.c5_b, 0, head_unit_group(tid)); });
+  // C5: 20 chunks of 20 inputs.
+  ex.phase([&](int tid, HeadRegs& r) { tile_init<kHeadU>(r, p.c5_b, 0, head_unit_group(tid)); });
   for (int k0 = 0; k0 < kS4Len; k0 += kChunk) {
     ex.phase([&](int tid, HeadRegs&) { phase_stage_c5_chunk(p, s4, n, first, k0, tid, sh); });
     ex.phase([&](int tid, HeadRegs& r) {
-      phase_accumulate<kC5U, false>(&sh.x[0][0], kChunk, 0, kChunk, kC5Pad, tid, sh, r);
+      phase_accumulate<kHeadU, false>(&sh.x[0][0], kChunk, 0, kChunk, kC5Pad, tid, sh, r);
     });
   }
-  ex.phase([&](int tid, HeadRegs& r) { phase_squash_to<kC5U>(p, kC5, &sh.c5[0][0], tid, r); });
+  ex.phase([&](int tid, HeadRegs& r) { phase_squash_to<kHeadU>(p, kC5, &sh.c5[0][0], tid, r); });
   // F6: the C5 outputs stay in shared memory; weights in 5 chunks of 24 rows.
-  ex.phase([&](int tid, HeadRegs& r) { tile_init<kF6U>(r, p.f6_b, 0, head_unit_group(tid)); });
+  ex.phase([&](int tid, HeadRegs& r) { tile_init<kHeadU>(r, p.f6_b, 0, head_unit_group(tid)); });
   for (int k0 = 0; k0 < kC5; k0 += kF6Chunk) {
     ex.phase([&](int tid, HeadRegs&) {
       phase_stage_weights(p.f6_wt, kF6Pad, k0, kF6Chunk, 0, kF6Pad, tid, sh);
     });
     ex.phase([&](int tid, HeadRegs& r) {
-      phase_accumulate<kF6U, false>(&sh.c5[0][0], kC5, k0, kF6Chunk, kF6Pad, tid, sh, r);
+      phase_accumulate<kHeadU, false>(&sh.c5[0][0], kC5, k0, kF6Chunk, kF6Pad, tid, sh, r);
     });
   }
-  ex.phase([&](int tid, HeadRegs& r) { phase_squash_to<kF6U>(p, kF6, &sh.f6[0][0], tid, r); });
+  ex.phase([&](int tid, HeadRegs& r) { phase_squash_to<kHeadU>(p, kF6, &sh.f6[0][0], tid, r); });
   // Output: RBF distances to the 10 prototypes (U = 1) or the linear head (U = 1 or 8).
   if (p.out_u == 1)
     output_layer<1>(ex, p, n, first, sh, out);
   else
-    output_layer<kOutUMax>(ex, p, n, first, sh, out);
+    output_layer<kHeadU>(ex, p, n, first, sh, out);
 }
 
 }  // namespace lenet::cuda
