@@ -146,3 +146,29 @@ def test_rubbish_glyphs_use_other_fonts_than_the_page_marks():
     glyphs = rubbish_glyphs(20, np.random.default_rng(0))
     assert glyphs.shape == (20, 28, 28) and glyphs.dtype == np.uint8
     assert (glyphs.reshape(20, -1).max(axis=1) == 255).all()
+
+
+def test_broken_digit_is_joined_and_neighbours_are_not():
+    img = np.full((200, 400), 235, np.uint8)
+    # A 5 whose top bar came loose (as thin pens and hard thresholds do) ...
+    cv2.line(img, (60, 40), (100, 40), 30, 6)
+    body = np.array([(58, 50), (56, 95), (75, 92), (92, 102), (95, 120), (85, 135), (65, 138), (52, 130)])
+    cv2.polylines(img, [body.astype(np.int32)], False, 30, 6)
+    # ... and a 1 and a 7 written close together, but apart.
+    cv2.line(img, (200, 40), (200, 140), 30, 6)
+    cv2.line(img, (215, 40), (260, 40), 30, 6)
+    cv2.line(img, (260, 40), (230, 140), 30, 6)
+    cands = [c for c in find_candidates(img)[0] if not c.reason]
+    boxes = sorted(c.box for c in cands)
+    assert len(boxes) == 3, boxes
+    assert boxes[0][1] <= 40 and boxes[0][1] + boxes[0][3] >= 130  # bar and body: one candidate
+
+
+def test_deskew_straightens_a_slanted_stroke():
+    from lenet.digits.normalize import deskew
+
+    crop = np.zeros((28, 28), np.uint8)
+    cv2.line(crop, (10, 4), (18, 23), 255, 3)  # leaning right
+    straight = deskew(crop)
+    xs = [np.nonzero(straight[y])[0].mean() for y in (6, 14, 21)]
+    assert max(xs) - min(xs) < 1.5, xs

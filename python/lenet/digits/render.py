@@ -48,7 +48,7 @@ def annotate(image: np.ndarray, result: FrameResult, *, fps: float | None = None
             cv2.rectangle(out, (x, y), (x + bw, y + bh), SHAPE, 1)
             continue
         cv2.rectangle(out, (x, y), (x + bw, y + bh), REJECT, thick)
-        _text(out, f"? {r.confidence:.2f}", (x, max(12, y - 4)), max(0.4, scale * 0.55), REJECT, 1)
+        _text(out, f"? {r.confidence:.0%}", (x, max(12, y - 4)), max(0.4, scale * 0.55), REJECT, 1)
         if crops and r.crop is not None:
             _inset(out, r.crop, x, y + bh + 3, int(np.clip(bh * 0.6, 28, 56)), REJECT)
     for n in result.numbers:
@@ -57,7 +57,7 @@ def annotate(image: np.ndarray, result: FrameResult, *, fps: float | None = None
         for d in n.digits:
             dx, dy, dw, dh = d.box
             cv2.rectangle(out, (dx, dy), (dx + dw, dy + dh), DIGIT, thick)
-            _text(out, f"{d.digit} {d.confidence:.2f}", (dx, max(12, dy - 6)), max(0.4, scale * 0.55), DIGIT, 1)
+            _text(out, f"{d.digit} {d.confidence:.0%}", (dx, max(12, dy - 6)), max(0.4, scale * 0.55), DIGIT, 1)
             if crops and d.crop is not None:
                 _inset(out, d.crop, dx, dy + dh + 6, int(np.clip(dh * 0.6, 28, 56)), DIGIT)
     # Status bar: the numbers read (in reading order), FPS and whatever the caller adds.

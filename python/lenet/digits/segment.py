@@ -26,6 +26,7 @@ class SegmentOptions:
     max_aspect: float = 2.5        # w/h: wider is a dash, an underline or several digits touching
     max_fill: float = 0.85         # ink fraction of the box, for blobs not narrow: above is a smudge
     min_fill: float = 0.04
+    max_ink_frac: float = 0.3      # of the whole frame: above, there is no page with writing in view
 
 
 @dataclass
@@ -72,38 +73,57 @@ def threshold(darkness: np.ndarray, min_contrast: float) -> np.ndarray:
     return (darkness > level).astype(np.uint8)
 
 
+def _joinable(a: list[int], b: list[int]) -> bool:
+    """Are blobs a and b pieces of one broken digit (a 5's detached bar, a 7's loose stroke)?
+    Pieces share columns and nearly touch vertically. Two neighbouring digits share few columns,
+    and the digits of two lines are far apart vertically, so neither is joined."""
+    xa, ya, wa, ha = a
+    xb, yb, wb, hb = b
+    overlap_x = min(xa + wa, xb + wb) - max(xa, xb)
+    gap_y = max(ya, yb) - min(ya + ha, yb + hb)
+    if gap_y > 0.25 * max(ha, hb):
+        return False
+    if min(ha, hb) < 0.5 * max(ha, hb):
+        # A small piece need only reach over the big one.
+        return overlap_x >= 0.3 * (wa if ha < hb else wb)
+    # Two big pieces: one digit only if they share most columns and are not stacked digits.
+    span = max(ya + ha, yb + hb) - min(ya, yb)
+    return overlap_x >= 0.6 * min(wa, wb) and span <= 1.3 * max(ha, hb)
+
+
 def _merge_fragments(boxes: list[list[int]], labels_of: list[list[int]]) -> None:
-    """Join the pieces of one broken digit (a 5's detached bar, a 7's loose stroke): pieces that
-    share most of their columns and nearly touch vertically. Two neighbouring digits share few
-    columns, and the digits of two lines are far apart vertically, so neither is merged."""
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                xi, yi, wi, hi = boxes[i]
-                xj, yj, wj, hj = boxes[j]
-                overlap_x = min(xi + wi, xj + wj) - max(xi, xj)
-                gap_y = max(yi, yj) - min(yi + hi, yj + hj)
-                if gap_y > 0.25 * max(hi, hj):
-                    continue
-                y0, y1 = min(yi, yj), max(yi + hi, yj + hj)
-                x0, x1 = min(xi, xj), max(xi + wi, xj + wj)
-                if min(hi, hj) < 0.5 * max(hi, hj):
-                    # A small piece (a 5's bar, a 4's tail): it need only reach over the big one.
-                    if overlap_x < 0.3 * (wi if hi < hj else wj):
-                        continue
-                elif overlap_x < 0.6 * min(wi, wj) or (y1 - y0) > 1.3 * max(hi, hj):
-                    # Two big pieces: one digit only if they share most columns, and not two
-                    # digits stacked.
-                    continue
-                boxes[i] = [x0, y0, x1 - x0, y1 - y0]
-                labels_of[i] += labels_of[j]
-                del boxes[j], labels_of[j]
-                changed = True
+    """Join the pieces of broken digits in place (union-find over pairs that share columns,
+    found by a sweep in x, so a busy camera frame with many blobs stays fast)."""
+    n = len(boxes)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    order = sorted(range(n), key=lambda i: boxes[i][0])
+    for k, i in enumerate(order):
+        right = boxes[i][0] + boxes[i][2]
+        for j in order[k + 1:]:
+            if boxes[j][0] >= right:
                 break
-            if changed:
-                break
+            if _joinable(boxes[i], boxes[j]):
+                parent[find(j)] = find(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    merged_boxes, merged_labels = [], []
+    for members in groups.values():
+        x0 = min(boxes[i][0] for i in members)
+        y0 = min(boxes[i][1] for i in members)
+        x1 = max(boxes[i][0] + boxes[i][2] for i in members)
+        y1 = max(boxes[i][1] + boxes[i][3] for i in members)
+        merged_boxes.append([x0, y0, x1 - x0, y1 - y0])
+        merged_labels.append([lab for i in members for lab in labels_of[i]])
+    boxes[:] = merged_boxes
+    labels_of[:] = merged_labels
 
 
 def find_candidates(image: np.ndarray, opts: SegmentOptions = SegmentOptions()
@@ -111,6 +131,10 @@ def find_candidates(image: np.ndarray, opts: SegmentOptions = SegmentOptions()
     """Candidates (kept and refused by shape) and the ink darkness map they were cut from."""
     darkness = ink_map(image, opts.ink)
     binary = threshold(darkness, opts.min_contrast)
+    if binary.mean() > opts.max_ink_frac:
+        # Writing covers a small part of a page; "ink" everywhere is texture or sensor noise
+        # (or a scene that is not a page), where any blob would be a chance shape.
+        return [], darkness
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if count <= 1:
         return [], darkness
