@@ -50,17 +50,23 @@ data-bench: build
 bench: build
 	$(BIN)/lenet-bench $(ART) --json $(ART)/bench.json
 
-# The extension built with AddressSanitizer + UndefinedBehaviorSanitizer (its own build dir),
-# the engine tests run against it, then the optimized build is reinstalled. Python itself is not
-# instrumented, so the ASan runtime is preloaded and leak checking (CPython's arenas) is off.
-SAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+# The extension built with AddressSanitizer + UndefinedBehaviorSanitizer into its own directory
+# (build/sanitize/site; the editable install everyone else uses is left alone), and the engine
+# tests run against it. Python itself is not instrumented, so the ASan runtime is preloaded and
+# leak checking (CPython's arenas) is off. sitecustomize.py there drops the editable redirect so
+# the sanitized copy is the one imported.
+SAN_SITE = build/sanitize/site
+SAN_ENV = PYTHONPATH=$(SAN_SITE) \
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 sanitize: $(VENV)/.deps
-	LENET_SANITIZE=ON LENET_CUDA=OFF $(BIN)/pip install -q --no-deps -e . \
-		-Cbuild-dir=build/sanitize/{wheel_tag}
-	$(SAN_ENV) $(BIN)/python -c "import lenet_ext; print('sanitized build:', lenet_ext.build_info())"
-	$(SAN_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests/engine; \
-		status=$$?; $(MAKE) build >/dev/null; exit $$status
+	rm -rf $(SAN_SITE)
+	LENET_SANITIZE=ON LENET_CUDA=OFF $(BIN)/pip install -q --no-deps --target $(SAN_SITE) \
+		-Cbuild-dir=build/sanitize/{wheel_tag} .
+	printf 'import sys\nsys.meta_path[:] = [f for f in sys.meta_path if "ScikitBuild" not in type(f).__name__]\n' \
+		> $(SAN_SITE)/sitecustomize.py
+	$(SAN_ENV) $(BIN)/python -c "import lenet_ext; print('sanitized build:', lenet_ext.__file__, lenet_ext.build_info()['cuda'])"
+	$(SAN_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests/engine
 
 clean:
 	rm -rf build $(VENV) runs artifacts
