@@ -197,6 +197,7 @@ py::dict cuda_info() {
     e["name"] = dev.name;
     e["compute_capability"] = std::to_string(dev.major) + "." + std::to_string(dev.minor);
     e["multiprocessors"] = dev.multiprocessors;
+    e["clock_khz"] = dev.clock_khz;
     e["memory_bytes"] = dev.memory_bytes;
     devs.append(e);
   }

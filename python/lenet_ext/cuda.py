@@ -11,9 +11,18 @@ import numpy as np
 from lenet.spec import ArchSpec
 
 
+def _version(v: int) -> str:
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
 def no_device_message(info: dict[str, Any]) -> str:
     cuda = info.get("cuda_info", {})
     why = cuda.get("error") or "no CUDA device found"
+    if "InsufficientDriver" in why and cuda.get("runtime_version"):
+        have = cuda.get("driver_version", 0)
+        why += (f"; this lenet_ext needs a driver for CUDA {_version(cuda['runtime_version'])} or "
+                f"newer, " + (f"the installed driver supports CUDA {_version(have)}" if have
+                              else "no NVIDIA driver is installed"))
     return f"device='cuda': no CUDA device is available ({why}); use device='cpu'"
 
 

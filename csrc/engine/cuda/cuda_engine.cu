@@ -41,6 +41,10 @@ CudaStatus cuda_status() noexcept {
     d.major = prop.major;
     d.minor = prop.minor;
     d.multiprocessors = prop.multiProcessorCount;
+    if (cudaDeviceGetAttribute(&d.clock_khz, cudaDevAttrClockRate, i) != cudaSuccess) {
+      d.clock_khz = 0;
+      (void)cudaGetLastError();
+    }
     d.memory_bytes = static_cast<long long>(prop.totalGlobalMem);
     s.devices.push_back(d);
   }

@@ -11,6 +11,7 @@ struct DeviceInfo {
   std::string name;
   int major = 0, minor = 0;       // compute capability
   int multiprocessors = 0;
+  int clock_khz = 0;              // peak SM clock
   long long memory_bytes = 0;
 };
 
