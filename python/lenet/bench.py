@@ -5,8 +5,9 @@ One process, one run, the same images for everyone, the same thread budget:
 * lenet_ext, fed raw uint8 pixels (its first kernel applies the preprocessing contract) and
   already-normalized float32;
 * PyTorch eager (``inference_mode``), TorchScript (frozen + ``optimize_for_inference``),
-  ONNX Runtime (best of 1/N intra-op threads × spinning on/off), OpenCV DNN — all fed the
-  normalized float32 batch, so preprocessing is free for them.
+  ONNX Runtime (intra-op threads 1 or N × spinning on/off), OpenCV DNN — each in its best
+  configuration (torch and OpenCV: 1 or N threads), all fed the normalized float32 batch, so
+  preprocessing is free for them.
 
 For each batch size it prints images/s, p50 latency of one call, the ratio to the best peer and
 the fraction of this machine's FP32 matrix-multiply rate (measured here with an sgemm) that the
@@ -64,6 +65,7 @@ def sgemm_gflops(threads: int, seconds: float = 1.0) -> tuple[float, str]:
     """Best FP32 matmul rate this process reaches (numpy's BLAS and torch's, several sizes)."""
     import torch
 
+    torch.set_num_threads(threads)
     best, how = 0.0, ""
     for n in (1024, 2048):
         a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
@@ -145,32 +147,38 @@ def peers(artifact: Path, spec: ArchSpec, threads: int) -> list[tuple[str, str, 
     out: list[tuple[str, str, Callable]] = []
     model = eager_model(artifact, spec)
 
-    def eager(x):
+    # torch's intra-op threads are a global setting: each config sets its own when its call is
+    # made (right before it is timed); 1 thread often wins for small batches or a busy machine.
+    def eager(x, n_threads):
         t = torch.from_numpy(x)
+        torch.set_num_threads(n_threads)
 
         def call():
             with torch.inference_mode():
                 return model(t)
         return call
-    out.append(("PyTorch eager", f"{threads} threads", eager))
+    for n_threads in sorted({1, threads}):
+        out.append(("PyTorch eager", f"{n_threads} threads",
+                    lambda x, n=n_threads: eager(x, n)))
 
     ts_path = artifact / "model.torchscript.pt"
     if ts_path.is_file():
         ts = torch.jit.load(str(ts_path), map_location="cpu").eval()
-        how = "model.torchscript.pt"
     else:
         ts = torch.jit.trace(model, torch.zeros(1, 1, spec.input_size, spec.input_size))
-        how = "traced"
     ts = torch.jit.optimize_for_inference(torch.jit.freeze(ts.eval()))
 
-    def script(x):
+    def script(x, n_threads):
         t = torch.from_numpy(x)
+        torch.set_num_threads(n_threads)
 
         def call():
             with torch.inference_mode():
                 return ts(t)
         return call
-    out.append(("TorchScript", f"{how}, frozen+optimized", script))
+    for n_threads in sorted({1, threads}):
+        out.append(("TorchScript", f"frozen+optimized, {n_threads} threads",
+                    lambda x, n=n_threads: script(x, n)))
 
     try:
         import onnxruntime as ort
@@ -195,19 +203,21 @@ def peers(artifact: Path, spec: ArchSpec, threads: int) -> list[tuple[str, str, 
     try:
         import cv2
 
-        cv2.setNumThreads(threads)
         net = cv2.dnn.readNetFromONNX(str(artifact / "model.onnx"))
         net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         net.setInput(np.zeros((1, 1, spec.input_size, spec.input_size), np.float32))
         net.forward()
 
-        def opencv(x):
+        def opencv(x, n_threads):
+            cv2.setNumThreads(n_threads)
+
             def call():
                 net.setInput(x)
                 return net.forward()
             return call
-        out.append(("OpenCV DNN", f"{threads} threads", opencv))
+        for n_threads in sorted({1, threads}):
+            out.append(("OpenCV DNN", f"{n_threads} threads", lambda x, n=n_threads: opencv(x, n)))
     except Exception as exc:  # noqa: BLE001
         print(f"lenet-bench: OpenCV DNN cannot run this model: {str(exc).splitlines()[0][:200]}",
               file=sys.stderr)
