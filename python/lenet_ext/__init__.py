@@ -26,7 +26,11 @@ DEVICES = ("cpu", "cuda")
 
 def _threads(threads: int | None) -> int:
     if threads is None:
-        return 0
+        # The CPUs this process may run on (a container's cpuset, taskset), not the machine's.
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return 0  # the core uses std::thread::hardware_concurrency()
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     return threads

@@ -248,3 +248,17 @@ def test_fuzz_truncated_torchscript_and_manifest(artifact_dir, tmp_path_factory,
         target = d / name
     with pytest.raises(ArtifactError):
         lenet_ext.load(target)
+
+
+def test_artifact_dir_loads_without_torch(artifact_dir):
+    """The no-torch path: an artifact dir (or .onnx) loads and runs with torch never imported."""
+    import subprocess
+    import sys
+
+    _, path = artifact_dir
+    code = ("import sys, numpy as np, lenet_ext\n"
+            f"e = lenet_ext.load({str(path)!r})\n"
+            "e.scores(np.zeros((3, 28, 28), np.uint8))\n"
+            f"lenet_ext.load({str(path / 'model.onnx')!r}).predict(np.zeros((1, 28, 28), np.uint8))\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
