@@ -169,3 +169,34 @@ def test_gil_released_during_compute(model_and_engine):
     finally:
         sys.setswitchinterval(old)
     assert count > 1000, f"main thread advanced only {count} steps: GIL held during compute?"
+
+
+@pytest.mark.parametrize("arch, classes", [("lenet-relu", 26), ("lenet-d2l", 3), ("lenet-relu", 17)])
+def test_other_class_counts(arch, classes):
+    from lenet.models import build_model
+    from lenet.spec import spec_for
+
+    torch.manual_seed(classes)
+    model = build_model(spec_for(arch, [f"c{i}" for i in range(classes)])).eval()
+    engine = lenet_ext.from_state_dict(model.spec, model.state_dict())
+    ref = reference_scores(model, normalize(IMAGES[:300], model.spec))
+    for n in (1, 5, 16, 300):
+        got = engine.scores(IMAGES[:n])
+        assert got.shape == (n, classes)
+        assert_scores_close(got, ref[:n])
+
+
+def test_black_on_white_ink():
+    import dataclasses
+
+    from lenet.models import build_model
+
+    base = make_model("lenet5")
+    spec = dataclasses.replace(base.spec, preprocessing=dataclasses.replace(
+        base.spec.preprocessing, ink="black_on_white"))
+    model = build_model(spec).eval()
+    model.load_state_dict(base.state_dict())
+    engine = lenet_ext.from_state_dict(spec, model.state_dict())
+    ref = reference_scores(model, normalize(IMAGES[:40], spec))
+    for n in (1, 40):
+        assert_scores_close(engine.scores(IMAGES[:n]), ref[:n])
