@@ -146,20 +146,25 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
     int64_t cur = first_bad.load();
     while ((cur < 0 || i < cur) && !first_bad.compare_exchange_weak(cur, i)) {}
   };
-  const bool small = n < small_limit_;
-  const int64_t tasks = small ? n : (n + k.lanes - 1) / k.lanes;
+  // Full blocks of `lanes` images take the wide path; a remainder smaller than small_limit_
+  // takes the small path one image per task (n = 20 on AVX-512: one block + 4 single images).
+  const int64_t full = n / k.lanes;
+  const int rem = int(n % k.lanes);
+  const bool rem_small = rem > 0 && rem < small_limit_;
+  const int64_t tasks = full + (rem == 0 ? 0 : rem_small ? rem : 1);
   const std::function<void(int64_t)> task = [&](int64_t t) {
     float* s = tls_scratch.get(scratch);
-    if (small) {
-      if (!k.run_small(params_, batch, t, s, scores)) mark_bad(t);
-    } else {
-      const int64_t first = t * k.lanes;
-      const int count = int(std::min<int64_t>(k.lanes, n - first));
-      if (!k.run_wide(params_, batch, first, count, s, scores)) {
-        // Which lane: re-check the images of this block one by one (rare, error path only).
-        for (int64_t i = first; i < first + count; ++i)
-          if (!k.run_small(params_, batch, i, s, scores)) { mark_bad(i); break; }
-      }
+    if (t >= full && rem_small) {
+      const int64_t i = full * k.lanes + (t - full);
+      if (!k.run_small(params_, batch, i, s, scores)) mark_bad(i);
+      return;
+    }
+    const int64_t first = t * k.lanes;
+    const int count = int(std::min<int64_t>(k.lanes, n - first));
+    if (!k.run_wide(params_, batch, first, count, s, scores)) {
+      // Which lane: re-check the images of this block one by one (rare, error path only).
+      for (int64_t i = first; i < first + count; ++i)
+        if (!k.run_small(params_, batch, i, s, scores)) { mark_bad(i); break; }
     }
   };
   if (!pool_->try_run(tasks, task))
