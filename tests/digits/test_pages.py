@@ -48,3 +48,40 @@ def test_pages_are_read(pages, digit_checkpoint):
     assert total.number_accuracy >= MIN_NUMBER_ACCURACY, detail
     assert total.mark_rate <= MAX_MARK_RATE, detail
     assert total.stray_digits <= MAX_STRAY_DIGITS, detail
+
+
+def _tight(d: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(d > 30)
+    return d[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+
+def test_touching_digits_are_split_and_single_ones_are_not(digit_checkpoint, heldout_digits):
+    """Two held-out digits written so close that their ink touches are read as two digits; a
+    digit alone (wide ones included) is never cut in two."""
+    import cv2
+
+    x, y = heldout_digits
+    order = np.random.default_rng(0).permutation(len(x))
+    clf = load_classifier(digit_checkpoint)
+    results = {}
+    for split in (0.0, ReaderOptions().split_aspect):
+        reader = DigitReader(clf, ReaderOptions(split_aspect=split))
+        pairs = singles = 0
+        for k in range(60):
+            a, b = order[2 * k], order[2 * k + 1]
+            da, db = (cv2.resize(_tight(x[i]), (max(2, _tight(x[i]).shape[1] * 50 // _tight(x[i]).shape[0]), 50))
+                      for i in (a, b))
+            ink = np.zeros((90, da.shape[1] + db.shape[1] + 40), np.float32)
+            ink[20:70, 20:20 + da.shape[1]] = da / 255
+            x0 = 20 + da.shape[1] - 3  # 3 px of overlap: the strokes meet
+            ink[20:70, x0:x0 + db.shape[1]] = np.maximum(ink[20:70, x0:x0 + db.shape[1]], db / 255)
+            read = reader.read((255 * (1 - 0.8 * ink)).astype(np.uint8))
+            pairs += [n.text for n in read.numbers] == [f"{y[a]}{y[b]}"]
+            alone = np.full((90, da.shape[1] + 40), 255, np.uint8)
+            alone[20:70, 20:20 + da.shape[1]] = (255 * (1 - 0.8 * da / 255)).astype(np.uint8)
+            singles += [n.text for n in reader.read(alone).numbers] == [str(y[a])]
+        results[split] = (pairs / 60, singles / 60)
+    print("touching pairs / single digits read, without and with splitting:", results)
+    (pairs_off, singles_off), (pairs_on, singles_on) = results.values()
+    assert pairs_on >= 0.65 and pairs_on > pairs_off + 0.1, results
+    assert singles_on >= 0.85 and singles_on == singles_off, results

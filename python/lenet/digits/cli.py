@@ -23,6 +23,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .reader import ReaderOptions
+
     p = argparse.ArgumentParser(
         prog="lenet-digits",
         description="Read handwritten digits with a LeNet model: scanned pages or photos (IMAGE ...), "
@@ -30,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "normalized the way MNIST was made, classified in one batched call per frame "
                     "(lenet_ext engine, or PyTorch if the engine cannot load), and grouped into "
                     "numbers: lines top to bottom, left to right.",
-        epilog="Live window keys: q quit, space pause, s save the frame and its JSON. "
-               "Exit status: 0 ok, 1 some inputs unreadable, 2 nothing processed.")
+        epilog="Live window keys: q quit, space pause, s save the frame and its JSON (to --save-dir). "
+               "A camera that stops delivering frames is retried for 2 s, then the program ends "
+               "with a message. Exit status: 0 ok, 1 some inputs unreadable or the camera stopped, "
+               "2 nothing processed.")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files to read (scans, photos)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", metavar="FILE", help="read a video file")
@@ -47,16 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="annotated output: an image file (one image), a directory (several images), "
                         "or a video file .mp4/.avi (--video/--camera with --headless)")
     p.add_argument("--json", metavar="FILE", help="write the results (every image or frame) as JSON")
-    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
-                   help="refuse a candidate whose confidence is below P, as not a digit "
-                        "(default %(default)s = the reader's default; see lenet.digits.classify)")
+    p.add_argument("--min-confidence", type=float, default=ReaderOptions().min_confidence, metavar="P",
+                   help="refuse a candidate whose confidence is below P as not a digit (default "
+                        "%(default)s). Confidence: softmax for linear heads; for lenet5's RBF head "
+                        "the posterior with the MAP criterion's rubbish class, so a shape far from "
+                        "every digit prototype scores near 0 (see lenet.digits.classify)")
     p.add_argument("--deskew", action="store_true", help="straighten slanted digits by their moments")
     p.add_argument("--no-jitter", action="store_true",
                    help="classify each crop once, not averaged over 9 small shifts/scalings/rotations")
     p.add_argument("--ink", choices=("auto", "dark", "light"), default="auto",
                    help="dark ink on light paper, light on dark (default: auto)")
-    p.add_argument("--gap", type=float, default=None, metavar="F",
-                   help="a space wider than F x digit height splits numbers (default 0.6)")
+    p.add_argument("--gap", type=float, default=ReaderOptions().gap, metavar="F",
+                   help="a space wider than F x digit height splits numbers (default %(default)s)")
     p.add_argument("--loop", action="store_true", help="live --video: start again at the end")
     p.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames")
     p.add_argument("--save-dir", default=".", metavar="DIR", help="where the s key saves (default .)")
@@ -240,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         parser_error = "nothing to read: give IMAGE files, --video FILE or --camera N"
     elif args.images and (args.video is not None or args.camera is not None):
         parser_error = "give either IMAGE files or --video/--camera, not both"
-    elif args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+    elif not 0.0 <= args.min_confidence <= 1.0:
         parser_error = f"--min-confidence must be in [0, 1], got {args.min_confidence}"
     elif args.out and (args.video is not None or args.camera is not None) and not args.headless:
         parser_error = "--out with --video/--camera needs --headless (the live window shows the result)"
@@ -257,11 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         _err(str(exc))
         return 2
-    defaults = ReaderOptions()
-    options = ReaderOptions(
-        min_confidence=defaults.min_confidence if args.min_confidence is None else args.min_confidence,
-        deskew=args.deskew, jitter=not args.no_jitter, gap=defaults.gap if args.gap is None else args.gap,
-        segment=SegmentOptions(ink=args.ink))
+    options = ReaderOptions(min_confidence=args.min_confidence, deskew=args.deskew,
+                            jitter=not args.no_jitter, gap=args.gap, segment=SegmentOptions(ink=args.ink))
     try:
         reader = DigitReader(classifier, options)
     except ValueError as exc:

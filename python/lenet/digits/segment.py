@@ -51,17 +51,35 @@ def ink_map(image: np.ndarray, ink: str = "auto") -> np.ndarray:
     if ink == "light":
         gray = 255.0 - gray
     h, w = gray.shape
-    # The background estimate works at a quarter resolution: light changes slowly, and the
+    # The closing must be wider than the strokes (else it keeps them as "paper"): a twelfth of
+    # the image, or three stroke widths when the writing is large in the frame.
+    size = min(h, w) / 12
+    strokes = 3 * stroke_width(gray)
+    if size < strokes < min(h, w) / 2:  # wider "strokes" are shadows, not writing
+        size = strokes
+    # The background estimate works at a reduced resolution: light changes slowly, and the
     # closing's cost grows with the kernel.
     scale = 4 if min(h, w) >= 200 else 1
     small = cv2.resize(gray, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_AREA)
-    k = max(3, (min(small.shape) // 12) | 1)
+    k = max(3, int(size / scale) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel)
     paper = cv2.GaussianBlur(paper, (0, 0), 1.0)  # only the closing's blockiness: shadow edges stay sharp
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
     darkness = 1.0 - gray / np.maximum(paper, 1.0)
     return np.clip(darkness, 0.0, 1.0)
+
+
+def stroke_width(gray: np.ndarray) -> float:
+    """Typical stroke width in pixels from a rough global threshold: a stroke of length L and
+    width W has area L·W and an outline of about 2·L pixels, so W ≈ 2·area / outline."""
+    u8 = gray.clip(0, 255).astype(np.uint8)
+    _, ink = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    area = int(ink.sum())
+    if area == 0 or area > 0.25 * ink.size:  # a shadow or a dark scene, not writing on paper
+        return 0.0
+    outline = area - int(cv2.erode(ink, np.ones((3, 3), np.uint8)).sum())
+    return 2.0 * area / max(outline, 1)
 
 
 def threshold(darkness: np.ndarray, min_contrast: float) -> np.ndarray:
