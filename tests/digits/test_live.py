@@ -67,6 +67,22 @@ def x(cmd: list[str], env: dict, timeout: float = 20) -> str:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=True).stdout
 
 
+def wait_for_window(proc: subprocess.Popen, env: dict, timeout: float = 180) -> str:
+    """The window id once lenet-digits has opened its window (start-up imports torch and loads the
+    model, which takes long on a busy machine); fails with the program's output if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"lenet-digits exited with {proc.returncode} before its window opened:\n{out}\n{err}")
+        found = subprocess.run(["xdotool", "search", "--name", "^lenet-digits$"], env=env,
+                               capture_output=True, text=True, timeout=20).stdout.split()
+        if found:
+            return found[0]
+        time.sleep(0.3)
+    pytest.fail(f"no lenet-digits window within {timeout:.0f} s")
+
+
 def screenshot(env: dict) -> np.ndarray:
     return read_xwd(subprocess.run(["xwd", "-root", "-silent"], env=env, capture_output=True,
                                    timeout=20, check=True).stdout)
@@ -92,7 +108,7 @@ def test_live_window_under_xvfb(xdisplay, tmp_path, heldout_digits, digit_checkp
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # The window opens ...
-        window = x(["xdotool", "search", "--sync", "--name", "^lenet-digits$"], env, timeout=60).split()[0]
+        window = wait_for_window(proc, env)
         geometry = x(["xdotool", "getwindowgeometry", "--shell", window], env)
         geo = dict(line.split("=") for line in geometry.split())
         wx, wy, ww, wh = (int(geo[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
@@ -128,7 +144,8 @@ def test_live_window_under_xvfb(xdisplay, tmp_path, heldout_digits, digit_checkp
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+        if proc.returncode is None or not proc.stdout.closed:
+            proc.communicate()  # reap it and close its pipes, however the test went
     assert proc.returncode == 0, err
     shown = int(out.strip().splitlines()[-1].split(": ")[1].split()[0])
     assert shown >= 5, out
