@@ -53,9 +53,11 @@ CpuEngine::CpuEngine(Model model, int threads, Isa isa) : model_(std::move(model
   kernels_ = &kernels_for(runnable(isa));
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   pool_ = std::make_unique<ThreadPool>(threads);
-  // One image on the small path costs about 1/10 of a wide block (measured on Zen 4, AVX-512):
-  // below ~5/8 of a vector of images the wide path's idle lanes cost more.
-  small_limit_ = std::max(2, kernels_->lanes * 5 / 8);
+  // A wide block costs about this many images on the small path (measured on Zen 4, 1 thread:
+  // AVX-512 block of 16 = 10 images, AVX2 block of 8 = 5.7; baseline SSE block of 4 = 4.5, so
+  // without AVX the small path is used for every image: 4 lanes cannot pay for the transposes
+  // and register spills of the wide path).
+  small_limit_ = kernels_->isa == Isa::Avx512 ? 10 : kernels_->isa == Isa::Avx2 ? 5 : kernels_->lanes + 1;
   pack_weights();
 }
 
@@ -148,9 +150,10 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
   };
   // Full blocks of `lanes` images take the wide path; a remainder smaller than small_limit_
   // takes the small path one image per task (n = 20 on AVX-512: one block + 4 single images).
-  const int64_t full = n / k.lanes;
-  const int rem = int(n % k.lanes);
-  const bool rem_small = rem > 0 && rem < small_limit_;
+  const bool wide = small_limit_ <= k.lanes;
+  const int64_t full = wide ? n / k.lanes : 0;
+  const int64_t rem = wide ? n % k.lanes : n;
+  const bool rem_small = rem > 0 && (!wide || rem < small_limit_);
   const int64_t tasks = full + (rem == 0 ? 0 : rem_small ? rem : 1);
   const std::function<void(int64_t)> task = [&](int64_t t) {
     float* s = tls_scratch.get(scratch);
@@ -160,7 +163,7 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
       return;
     }
     const int64_t first = t * k.lanes;
-    const int count = int(std::min<int64_t>(k.lanes, n - first));
+    const int count = int(std::min<int64_t>(k.lanes, n - first));  // wide path only
     if (!k.run_wide(params_, batch, first, count, s, scores)) {
       // Which lane: re-check the images of this block one by one (rare, error path only).
       for (int64_t i = first; i < first + count; ++i)
