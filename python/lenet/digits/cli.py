@@ -263,8 +263,16 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         _err(str(exc))
         return 2
+    jitter = not args.no_jitter
+    live = not args.images and not args.headless
+    if live and jitter and classifier.backend != "lenet_ext":
+        # Nine classifications per candidate cost the engine little (~60 frames/s at 640x480)
+        # but make eager PyTorch a slideshow (~3 frames/s): a live window gets one each.
+        jitter = False
+        print(f"lenet-digits: note: {classifier.backend} backend, not lenet_ext: "
+              "classifying each crop once for speed", file=sys.stderr)
     options = ReaderOptions(min_confidence=args.min_confidence, deskew=args.deskew,
-                            jitter=not args.no_jitter, gap=args.gap, segment=SegmentOptions(ink=args.ink))
+                            jitter=jitter, gap=args.gap, segment=SegmentOptions(ink=args.ink))
     try:
         reader = DigitReader(classifier, options)
     except ValueError as exc:
