@@ -17,6 +17,7 @@ import lenet.models
 from lenet.checkpoint import save_checkpoint
 from lenet.data import Batches, Split, distort, mnist_sample_arrays, preprocess
 from lenet.digits.normalize import ink_to_u8, to_mnist
+from lenet.digits import synth
 from lenet.digits.synth import RUBBISH_LETTERS, rubbish_glyphs
 from lenet.models import build_model
 
@@ -81,5 +82,5 @@ def digit_checkpoint(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def heldout_digits() -> tuple[np.ndarray, np.ndarray]:
-    a = mnist_sample_arrays()
-    return a["test_x"].numpy(), a["test_y"].numpy()
+    """The mnist-sample TEST split, never seen by digit_checkpoint's training."""
+    return synth.heldout_digits()
