@@ -109,10 +109,16 @@ def test_live_window_under_xvfb(xdisplay, tmp_path, heldout_digits, digit_checkp
     try:
         # The window opens ...
         window = wait_for_window(proc, env)
-        geometry = x(["xdotool", "getwindowgeometry", "--shell", window], env)
-        geo = dict(line.split("=") for line in geometry.split())
-        wx, wy, ww, wh = (int(geo[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
-        assert ww >= 640 and wh >= 480
+        # Qt maps a small window first and sizes it to the picture at the first frame.
+        deadline = time.monotonic() + 60
+        while True:
+            geometry = x(["xdotool", "getwindowgeometry", "--shell", window], env)
+            geo = dict(line.split("=") for line in geometry.split())
+            wx, wy, ww, wh = (int(geo[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
+            if (ww >= 640 and wh >= 480) or time.monotonic() > deadline or proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert ww >= 640 and wh >= 480, f"window is {ww}x{wh}, not the 640x480 frame and its status bar"
         time.sleep(2.0)
         first = screenshot(env)[wy:wy + wh, wx:wx + ww]
         time.sleep(1.5)
