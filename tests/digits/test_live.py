@@ -142,9 +142,14 @@ def test_live_window_under_xvfb(xdisplay, tmp_path, heldout_digits, digit_checkp
         assert list(save_dir.glob("*-annotated.png")) and len(list(save_dir.glob("*.png"))) == 2
         # Space pauses: the picture stops changing.
         x(["xdotool", "key", "space"], env)
-        time.sleep(1.0)
-        paused = [screenshot(env)[wy:wy + wh, wx:wx + ww] for _ in range(2) if time.sleep(0.8) is None]
-        assert np.array_equal(paused[0], paused[1]), "the window kept changing while paused"
+        deadline = time.monotonic() + 15  # the key is handled after the frame being read
+        still = False
+        previous = screenshot(env)[wy:wy + wh, wx:wx + ww]
+        while not still and time.monotonic() < deadline:
+            time.sleep(0.8)
+            current = screenshot(env)[wy:wy + wh, wx:wx + ww]
+            still, previous = np.array_equal(previous, current), current
+        assert still, "the window kept changing after space (pause)"
         x(["xdotool", "key", "q"], env)
         out, err = proc.communicate(timeout=30)
     finally:
