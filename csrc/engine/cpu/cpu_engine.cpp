@@ -155,8 +155,15 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
   const int64_t rem = wide ? n % k.lanes : n;
   const bool rem_small = rem > 0 && (!wide || rem < small_limit_);
   const int64_t tasks = full + (rem == 0 ? 0 : rem_small ? rem : 1);
+  std::atomic<bool> out_of_memory{false};
   const std::function<void(int64_t)> task = [&](int64_t t) {
-    float* s = tls_scratch.get(scratch);
+    float* s;
+    try {
+      s = tls_scratch.get(scratch);
+    } catch (const std::bad_alloc&) {  // never let an exception escape a pool thread
+      out_of_memory = true;
+      return;
+    }
     if (t >= full && rem_small) {
       const int64_t i = full * k.lanes + (t - full);
       if (!k.run_small(params_, batch, i, s, scores)) mark_bad(i);
@@ -172,6 +179,7 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
   };
   if (!pool_->try_run(tasks, task))
     for (int64_t t = 0; t < tasks; ++t) task(t);  // pool busy with another caller's batch
+  if (out_of_memory) throw std::bad_alloc();
   return first_bad.load();
 }
 
