@@ -31,8 +31,8 @@ def _threads(threads: int | None) -> int:
             return max(1, len(os.sched_getaffinity(0)))
         except (AttributeError, OSError):
             return 0  # the core uses std::thread::hardware_concurrency()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024:
+        raise ValueError(f"threads must be an integer in 1..1024 or None, got {threads!r}")
     return threads
 
 

@@ -58,7 +58,7 @@ def test_cuda_tensor_or_device():
             lenet_ext.from_state_dict(model.spec, model.state_dict(), device="cuda")
     with pytest.raises(ValueError, match="device"):
         lenet_ext.from_state_dict(model.spec, model.state_dict(), device="tpu")
-    for threads in (0, -1, 1.5, "2"):
+    for threads in (0, -1, 1.5, "2", True, 10**6):
         with pytest.raises(ValueError, match="threads"):
             lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=threads)
 
