@@ -26,10 +26,16 @@ def reference(model_and_engine):
 
 
 def test_every_batch_size_1_to_70(model_and_engine, reference):
-    _, engine = model_and_engine
+    """uint8, float32, and non-contiguous views of both, at every size from 1 to 70."""
+    model, engine = model_and_engine
+    floats = normalize(IMAGES[:1200], model.spec).astype(np.float32)
     for n in range(1, 71):
         start = (n * 37) % 1000
-        assert_scores_close(engine.scores(IMAGES[start:start + n]), reference[start:start + n])
+        want = reference[start:start + n]
+        assert_scores_close(engine.scores(IMAGES[start:start + n]), want)
+        assert_scores_close(engine.scores(floats[start:start + n]), want)
+        assert_scores_close(engine.scores(IMAGES[start:start + 2 * n:2]), reference[start:start + 2 * n:2])
+        assert_scores_close(engine.scores(floats[start:start + 2 * n:2]), reference[start:start + 2 * n:2])
 
 
 @pytest.mark.parametrize("n", [127, 1000, 4133])
