@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .spec import ArchSpec, SpecError
+from .spec import ArchSpec, SpecError, weight_shapes
 
 SPEC_KEY = "lenet.json"  # TorchScript _extra_files / .pt2 extra_files / ONNX metadata_props key
 MANIFEST = "manifest.json"
@@ -36,7 +36,7 @@ FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "mo
 DIR_READ_ORDER = ("onnx", "pt2", "torchscript")
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(ValueError):
     """An artifact that is missing, corrupt, modified since export, or inconsistent. The message
     names the file."""
 
@@ -103,9 +103,9 @@ def verify_file(manifest: dict[str, Any], directory: Path, name: str) -> None:
     size = path.stat().st_size
     if "bytes" in entry and int(entry["bytes"]) != size:
         raise ArtifactError(f"{path}: modified since export ({size} bytes, {MANIFEST} records "
-                            f"{entry['bytes']})")
+                            f"{entry['bytes']}: truncated or replaced?)")
     if sha256_file(path) != entry["sha256"]:
-        raise ArtifactError(f"{path}: modified since export (SHA-256 does not match {MANIFEST})")
+        raise ArtifactError(f"{path}: modified since export (its sha256 does not match {MANIFEST})")
 
 
 def verify_manifest(directory: str | os.PathLike) -> dict[str, Any]:
@@ -137,7 +137,7 @@ def quiet_torch_deprecations():
         yield
 
 
-def _read_onnx(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
+def read_onnx(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
     import onnx
     from onnx import numpy_helper
 
@@ -188,35 +188,29 @@ def _read_pt2(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
     return _spec(extra[SPEC_KEY], path), dict(program.state_dict)
 
 
-_READERS = {"onnx": _read_onnx, "torchscript": _read_torchscript, "pt2": _read_pt2}
+_READERS = {"onnx": read_onnx, "torchscript": _read_torchscript, "pt2": _read_pt2}
 
 
-def expected_shapes(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
-    """State-dict names and shapes of the network a spec describes (from the model itself)."""
-    from .models import LeNet
-
-    return {name: tuple(t.shape) for name, t in LeNet(spec).state_dict().items()}
-
-
-def _weights(spec: ArchSpec, raw: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
-    """Exactly the spec's state-dict entries as finite float32 arrays, or an error naming one."""
+def check_weights(spec: ArchSpec, raw: Any, where: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Exactly the spec's state-dict entries (numpy arrays or tensors) as finite float32 arrays,
+    or an ArtifactError naming ``where`` and the weight."""
     out: dict[str, np.ndarray] = {}
-    for name, shape in expected_shapes(spec).items():
+    for name, shape in weight_shapes(spec).items():
         if name not in raw:
-            raise ArtifactError(f"{path}: no weight {name!r} (a {spec.arch} network needs it)")
+            raise ArtifactError(f"{where}: missing weight {name!r} (a {spec.arch} network needs it)")
         value = raw[name]
         if hasattr(value, "detach"):
             value = value.detach().cpu().numpy()
         a = np.asarray(value)
         if tuple(a.shape) != shape:
-            raise ArtifactError(f"{path}: weight {name!r} has shape {tuple(a.shape)}, "
+            raise ArtifactError(f"{where}: weight {name!r} has shape {tuple(a.shape)}, "
                                 f"expected {shape}")
         if not np.issubdtype(a.dtype, np.floating):
-            raise ArtifactError(f"{path}: weight {name!r} has dtype {a.dtype}, expected float")
+            raise ArtifactError(f"{where}: weight {name!r} has dtype {a.dtype}, expected float")
         # A private writable copy: onnx hands out read-only views of the protobuf buffer.
         a = np.array(a, dtype=np.float32, order="C", copy=True)
         if not np.isfinite(a).all():
-            raise ArtifactError(f"{path}: weight {name!r} contains NaN or Inf")
+            raise ArtifactError(f"{where}: weight {name!r} contains NaN or Inf")
         out[name] = a
     return out
 
@@ -248,7 +242,7 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
         manifest_spec = _spec(json.dumps(manifest["spec"]), file.parent / MANIFEST)
         if manifest_spec != spec:
             raise ArtifactError(f"{file}: its spec differs from the one in {MANIFEST}")
-    return Artifact(p, file, fmt, spec, _weights(spec, raw, file), manifest)
+    return Artifact(p, file, fmt, spec, check_weights(spec, raw, file), manifest)
 
 
 def load_module(path: str | os.PathLike):
@@ -262,3 +256,4 @@ def load_module(path: str | os.PathLike):
     model = LeNet(art.spec)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in art.state_dict.items()})
     return model.eval()
+

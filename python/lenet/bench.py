@@ -108,36 +108,19 @@ def time_calls(fn: Callable[[], Any], batch: int, seconds: float, rounds: int = 
 
 
 def normalize(images: np.ndarray, spec: ArchSpec) -> np.ndarray:
-    """The preprocessing contract in numpy: uint8 [N,28,28] -> float32 [N,1,S,S]."""
-    pre = spec.preprocessing
-    ink = images.astype(np.float32) / 255.0
-    if pre.ink != "white_on_black":
-        ink = 1.0 - ink
-    x = (pre.offset + pre.scale * ink).astype(np.float32)
-    p = pre.pad
-    if p:
-        x = np.pad(x, ((0, 0), (p, p), (p, p)), constant_values=np.float32(pre.offset))
-    return np.ascontiguousarray(x[:, None])
+    """The spec's preprocessing contract (lenet.data.preprocess): uint8 [N,28,28] -> float32 [N,1,S,S]."""
+    import torch
+
+    from .data import preprocess
+
+    return np.ascontiguousarray(preprocess(torch.from_numpy(images), spec).numpy(), dtype=np.float32)
 
 
 def eager_model(artifact: Path, spec: ArchSpec):
-    import torch
+    """The PyTorch model with the artifact's verified weights (eval mode, CPU)."""
+    from .artifacts import load_module
 
-    from .models import build_model
-
-    state = None
-    try:
-        from .artifacts import load_artifact  # the export engineer's loader, when present
-
-        state = load_artifact(artifact).state_dict
-    except ImportError:
-        from lenet_ext.loaders import read_onnx
-
-        _, state = read_onnx(artifact / "model.onnx")
-    model = build_model(spec)
-    own = model.state_dict()
-    model.load_state_dict({k: torch.as_tensor(np.array(state[k])) for k in own})
-    return model.eval()
+    return load_module(artifact)
 
 
 def peers(artifact: Path, spec: ArchSpec, threads: int) -> list[tuple[str, str, Callable]]:

@@ -29,6 +29,15 @@ FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 # The size every dataset here is stored at; `pad` brings it to the model's input size.
 RAW_SIZE = 28
 
+# C3 connection table (LeCun et al. 1998, Table I): output map -> the S2 maps it reads. Here, not
+# in lenet.models, so that torch-free readers (lenet.artifacts for ONNX, lenet_ext) share it.
+LECUN_C3_TABLE: tuple[tuple[int, ...], ...] = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)
+
 
 class SpecError(ValueError):
     """A spec that names something the toolkit does not know, or is inconsistent."""
@@ -149,3 +158,25 @@ def spec_for(arch: str, class_names: tuple[str, ...] | list[str] = DIGIT_NAMES) 
             raise SpecError(f"{arch} has a 10-class RBF head; got {len(class_names)} classes")
         spec = spec.with_classes(class_names)
     return spec
+
+
+def weight_shapes(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
+    """State-dict names and shapes of the network a spec describes, without building it (torch-free
+    readers check artifacts against this; a test checks it against ``LeNet(spec).state_dict()``)."""
+    shapes: dict[str, tuple[int, ...]] = {"c1.weight": (6, 1, 5, 5), "c1.bias": (6,)}
+    if spec.pooling == "trainable":
+        shapes.update({"s2.coef": (6,), "s2.bias": (6,)})
+    if spec.c3_table == "lecun":
+        shapes["c3.weight"] = (sum(len(t) for t in LECUN_C3_TABLE), 5, 5)
+    else:
+        shapes["c3.weight"] = (16, 6, 5, 5)
+    shapes["c3.bias"] = (16,)
+    if spec.pooling == "trainable":
+        shapes.update({"s4.coef": (16,), "s4.bias": (16,)})
+    shapes.update({"c5.weight": (120, 16, 5, 5), "c5.bias": (120,),
+                   "f6.weight": (84, 120), "f6.bias": (84,)})
+    if spec.head == "rbf":
+        shapes["output.prototypes"] = (10, 84)
+    else:
+        shapes.update({"output.weight": (spec.num_classes, 84), "output.bias": (spec.num_classes,)})
+    return shapes

@@ -4,7 +4,7 @@ import torch
 
 from lenet.models import LECUN_C3_TABLE, build_model, count_parameters, rbf_prototypes
 from lenet.models.layers import ScaledTanh, TableConv, lecun_map_loss
-from lenet.spec import ARCHS, ArchSpec, SpecError, spec_for
+from lenet.spec import ARCHS, ArchSpec, SpecError, spec_for, weight_shapes
 from lenet.summary import layer_table
 
 
@@ -134,3 +134,12 @@ def test_table_conv_training_and_inference_paths_agree():
     # gradients reach only the 1,516 real parameters
     conv.train()(x).sum().backward()
     assert conv.weight.grad.shape == (60, 5, 5) and conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_weight_shapes_describe_the_model(arch):
+    model = build_model(arch)
+    assert weight_shapes(model.spec) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    fashion = build_model(spec_for(arch, [f"c{i}" for i in range(10)]) if arch == "lenet5"
+                          else spec_for(arch, [f"c{i}" for i in range(7)]))
+    assert weight_shapes(fashion.spec) == {k: tuple(v.shape) for k, v in fashion.state_dict().items()}

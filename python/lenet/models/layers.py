@@ -8,20 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..spec import LECUN_C3_TABLE
 from .prototypes import rbf_prototypes
 
 # f(a) = A tanh(S a) with A = 1.7159 and S = 2/3, so f(±1) = ±1 (paper, Appendix A).
 TANH_AMPLITUDE = 1.7159
 TANH_SLOPE = 2.0 / 3.0
-
-# C3 connection table (paper, Table I): output map -> the S2 maps it reads.
-LECUN_C3_TABLE: tuple[tuple[int, ...], ...] = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
-    (0, 1, 2, 3, 4, 5),
-)
-
 
 def connection_table(name: str, in_maps: int = 6, out_maps: int = 16) -> tuple[tuple[int, ...], ...]:
     """The C3 table by spec name: ``lecun`` (Table I) or ``full`` (every map reads all maps)."""
