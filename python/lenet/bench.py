@@ -280,13 +280,23 @@ def print_table(rows: list[Row]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="lenet-bench", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="lenet-bench",
+        description="Throughput of lenet_ext against PyTorch eager, TorchScript (frozen + "
+                    "optimize_for_inference), ONNX Runtime (best of 1/N threads, spinning on/off) "
+                    "and OpenCV DNN on the same inputs in one process: images/s, p50 latency, the "
+                    "ratio to the best peer and the fraction of this machine's measured FP32 "
+                    "matmul rate. A benchmark: run it on a quiet machine.")
     ap.add_argument("artifact", help="artifact directory written by lenet-export")
     ap.add_argument("--batch-sizes", default="1,16,256,4096",
-                    type=lambda s: [int(v) for v in s.split(",") if v])
+                    type=lambda s: [int(v) for v in s.split(",") if v],
+                    help="comma-separated batch sizes (default 1,16,256,4096; with --device cuda "
+                         "1,256,4096,65536)")
     ap.add_argument("--threads", type=int, default=None, help="thread budget (default: all CPUs)")
-    ap.add_argument("--seconds", type=float, default=1.0, help="timing budget per cell")
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--seconds", type=float, default=1.0, help="timing budget per engine and batch size, in seconds (default 1)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: lenet_ext CUDA against PyTorch CUDA, CUDA graphs and ONNX Runtime's "
+                         "CUDA provider (needs a GPU)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args(argv)
     if not Path(args.artifact, "manifest.json").is_file():
