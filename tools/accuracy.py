@@ -32,11 +32,8 @@ RECIPES: dict[str, tuple[float, list[str]]] = {
                                              "--optimizer", "sgd", "--lr", "0.9", "--momentum", "0",
                                              "--batch-size", "256", "--schedule", "none"]),
     "lenet5-fashion": (0.90, ["--arch", "lenet5", "--dataset", "fashion-mnist", "--epochs", "20"]),
-    "lenet5-fashion-augment": (0.90, ["--arch", "lenet5", "--dataset", "fashion-mnist", "--epochs", "20",
-                                      "--augment"]),
     "lenet-relu-fashion": (0.92, ["--arch", "lenet-relu", "--dataset", "fashion-mnist", "--epochs", "20"]),
-    "lenet-relu-fashion-augment": (0.92, ["--arch", "lenet-relu", "--dataset", "fashion-mnist", "--epochs", "20",
-                                          "--augment"]),
+
 }
 
 
