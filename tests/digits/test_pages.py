@@ -85,3 +85,12 @@ def test_touching_digits_are_split_and_single_ones_are_not(digit_checkpoint, hel
     (pairs_off, singles_off), (pairs_on, singles_on) = results.values()
     assert pairs_on >= 0.65 and pairs_on > pairs_off + 0.1, results
     assert singles_on >= 0.85 and singles_on == singles_off, results
+
+
+def test_light_ink_on_a_dark_board_is_read_like_dark_on_light(pages, digit_checkpoint):
+    reader = DigitReader(load_classifier(digit_checkpoint))
+    page = pages[0]
+    normal = [n.text for n in reader.read(page.image).numbers]
+    board = [n.text for n in reader.read(255 - page.image).numbers]  # chalk on a blackboard
+    assert len(normal) >= 10
+    assert sum(a == b for a, b in zip(normal, board)) >= 0.8 * len(normal), (normal, board)

@@ -47,7 +47,7 @@ def ink_map(image: np.ndarray, ink: str = "auto") -> np.ndarray:
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     gray = gray.astype(np.float32)
     if ink == "auto":
-        ink = "light" if np.median(gray) < 100 else "dark"
+        ink = ink_polarity(gray)
     if ink == "light":
         gray = 255.0 - gray
     h, w = gray.shape
@@ -68,6 +68,21 @@ def ink_map(image: np.ndarray, ink: str = "auto") -> np.ndarray:
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
     darkness = 1.0 - gray / np.maximum(paper, 1.0)
     return np.clip(darkness, 0.0, 1.0)
+
+
+def ink_polarity(gray: np.ndarray) -> str:
+    """"dark" (ink darker than the paper) or "light" (chalk on a board). Writing is the thin
+    minority that stands out from its surroundings: count the pixels clearly darker and clearly
+    lighter than a local median, and the ink is on the side with more of them. (The global
+    brightness cannot decide: a shadowed page can be darker than a lit board.)"""
+    h, w = gray.shape
+    f = min(1.0, 400 / max(h, w))
+    small = cv2.resize(gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    small = small.clip(0, 255).astype(np.uint8)
+    k = max(3, min(min(small.shape) // 3, 99) | 1)  # wide: writing large in the frame stays a minority
+    diff = small.astype(np.int16) - cv2.medianBlur(small, k).astype(np.int16)
+    darker, lighter = int((diff < -30).sum()), int((diff > 30).sum())
+    return "light" if lighter > darker else "dark"
 
 
 def stroke_width(gray: np.ndarray) -> float:
