@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
-from .data import DATASETS, Batches, DataError, load_dataset
+from .data import DATASETS, Batches, DataError, distort, load_dataset, preprocess
 from .models import LeNet, build_model, count_parameters
 from .spec import ARCHS, ArchSpec
 
@@ -52,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="LR schedule over the epochs (default cosine; step = ×0.1 at 50%% and 75%%)")
     p.add_argument("--augment", action="store_true",
                    help="small random affine distortions of the training images (the paper's 0.8%% route)")
+    p.add_argument("--rubbish", type=int, default=0, metavar="N",
+                   help="lenet5 only: add N synthetic non-digit glyphs (letters, lenet.digits.synth) "
+                        "as the paper's rubbish class, so the RBF distances learn to reject what is "
+                        "not a digit (lenet-digits uses this); default 0")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, order and distortions (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto = CUDA when present, else CPU")
@@ -68,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.lr = 2e-3 if args.optimizer == "adam" else 0.01
     if args.lr <= 0:
         p.error(f"--lr must be positive, got {args.lr}")
+    if args.rubbish < 0:
+        p.error(f"--rubbish must be at least 0, got {args.rubbish}")
+    if args.rubbish and args.arch != "lenet5":
+        p.error("--rubbish needs the RBF head's rubbish class: use it with --arch lenet5")
     return args
 
 
@@ -139,6 +147,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def add_rubbish(x: torch.Tensor, y: torch.Tensor, glyphs: torch.Tensor, spec: ArchSpec,
+                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Append an eighth of a batch of distorted non-digit glyphs labelled as the rubbish class
+    (index num_classes: the e^{-j} term of the MAP criterion)."""
+    count = max(1, len(y) // 8)
+    idx = torch.randint(len(glyphs), (count,), generator=gen).to(glyphs.device)
+    ink = distort(glyphs[idx].unsqueeze(1).float() / 255.0, gen)
+    x = torch.cat([x, preprocess(ink, spec)])
+    return x, torch.cat([y, torch.full((count,), spec.num_classes, dtype=y.dtype, device=y.device)])
 
 
 def evaluate(model: LeNet, batches: Batches) -> tuple[float, float]:
@@ -234,6 +253,10 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
     train_batches = Batches(data.train, spec, args.batch_size, device=device, shuffle=True,
                             augment=args.augment, seed=args.seed, rank=d.rank, world_size=d.world_size)
     test_batches = Batches(data.test, spec, 1000, device=device)
+    rubbish = None
+    if args.rubbish:
+        from .digits.synth import rubbish_glyphs
+        rubbish = torch.from_numpy(rubbish_glyphs(args.rubbish, np.random.default_rng(args.seed))).to(device)
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
 
     if d.main:
@@ -250,7 +273,12 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
         seen = 0
         bar = tqdm(train_batches, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch",
                    disable=args.quiet or not d.main, leave=False, dynamic_ncols=True)
+        # The rubbish glyphs of an epoch depend only on (seed, epoch), like the batches.
+        rubbish_gen = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch + 1)
         for x, y in bar:
+            n_real = len(y)
+            if rubbish is not None:
+                x, y = add_rubbish(x, y, rubbish, spec, rubbish_gen)
             with torch.autocast(device.type, dtype=torch.float16, enabled=args.amp):
                 scores = net(x)
                 loss = model.loss(scores.float(), y)
@@ -258,9 +286,9 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            loss_sum += loss.detach().double() * len(y)
-            correct += (scores.detach().argmax(1) == y).sum()
-            seen += len(y)
+            loss_sum += loss.detach().double() * n_real
+            correct += (scores.detach()[:n_real].argmax(1) == y[:n_real]).sum()
+            seen += n_real
         scheduler.step()
         if device.type == "cuda":
             torch.cuda.synchronize()

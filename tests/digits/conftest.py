@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+import lenet.data
 import lenet.models
-from lenet.checkpoint import save_checkpoint
-from lenet.data import Batches, Split, distort, mnist_sample_arrays, preprocess
+import lenet.train
 from lenet.digits.normalize import ink_to_u8, to_mnist
 from lenet.digits import synth
 from lenet.digits.synth import RUBBISH_LETTERS, rubbish_glyphs
-from lenet.models import build_model
+from lenet.train import parse_args, train
 
 # The lead's measured mnist-sample recipe (tools/accuracy.py): Adam 2e-3, batch 32, cosine,
 # distortions; ~98 % on the held-out digits after 30-40 epochs (~0.7 s an epoch on 2 quiet cores).
@@ -34,36 +34,22 @@ def _source_hash() -> str:
         h.update(f.read_bytes())
     for fn in (to_mnist, ink_to_u8, rubbish_glyphs):  # the rubbish class's glyphs are made by these
         h.update(inspect.getsource(fn).encode())
+    for module in (lenet.train, lenet.data):  # and trained by these
+        h.update(inspect.getsource(module).encode())
     return h.hexdigest()[:16]
 
 
 def train_digit_model(path: Path) -> None:
-    torch.manual_seed(RECIPE["seed"])
-    a = mnist_sample_arrays()
-    model = build_model(RECIPE["arch"])
-    opt = torch.optim.Adam(model.parameters(), lr=RECIPE["lr"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=RECIPE["epochs"])
-    batches = Batches(Split(a["train_x"], a["train_y"]), model.spec, RECIPE["batch_size"],
-                      shuffle=True, augment=RECIPE["augment"], seed=RECIPE["seed"])
-    rubbish = torch.from_numpy(rubbish_glyphs(RECIPE["rubbish"], np.random.default_rng(RECIPE["seed"])))
-    gen = torch.Generator().manual_seed(RECIPE["seed"])
-    per_batch = max(1, RECIPE["batch_size"] // 8)
-    for epoch in range(RECIPE["epochs"]):
-        batches.set_epoch(epoch)
-        model.train()
-        for x, y in batches:
-            if len(rubbish):
-                idx = torch.randint(len(rubbish), (per_batch,), generator=gen)
-                ink = distort(rubbish[idx].unsqueeze(1).float() / 255.0, gen)
-                x = torch.cat([x, preprocess(ink, model.spec)])
-                y = torch.cat([y, torch.full((per_batch,), 10, dtype=y.dtype)])
-            opt.zero_grad(set_to_none=True)
-            model.loss(model(x), y).backward()
-            opt.step()
-        sched.step()
-    model.eval()
-    save_checkpoint(path, {"spec": model.spec.to_dict(), "model": model.state_dict(), "metrics": [],
-                           "epoch": RECIPE["epochs"]})
+    """lenet-train with RECIPE, keeping the final model."""
+    out = path.parent / f"{path.stem}-run"
+    argv = ["--arch", RECIPE["arch"], "--dataset", "mnist-sample", "--epochs", str(RECIPE["epochs"]),
+            "--batch-size", str(RECIPE["batch_size"]), "--lr", str(RECIPE["lr"]), "--seed", str(RECIPE["seed"]),
+            "--rubbish", str(RECIPE["rubbish"]), "--device", "cpu", "--quiet", "--out", str(out)]
+    if RECIPE["augment"]:
+        argv.append("--augment")
+    train(parse_args(argv))
+    shutil.move(str(out / "last.pt"), path)
+    shutil.rmtree(out)
 
 
 @pytest.fixture(scope="session")

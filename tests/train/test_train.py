@@ -185,3 +185,8 @@ def test_unwritable_run_directory_is_reported(tmp_path):
     r = run_train("--epochs", "1", "--out", str(blocker / "run"))
     assert r.returncode == 1 and "cannot create run directory" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_rubbish_class_needs_the_rbf_head():
+    r = run_train("--arch", "lenet-relu", "--rubbish", "100", "--out", "x")
+    assert r.returncode == 2 and "--rubbish needs the RBF head" in r.stderr
