@@ -263,9 +263,11 @@ def run_cpu(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def print_table(rows: list[Row]) -> None:
-    head = f"{'batch':>6}  {'engine':<18} {'config':<36} {'images/s':>11} {'p50 ms':>9} " \
-           f"{'vs best peer':>12} {'% sgemm':>8}"
+def print_table(rows: list[Row], fraction_label: str = "% sgemm") -> None:
+    """The side-by-side table, one block per batch size; ``fraction_label`` names what the last
+    column is a fraction of (the measured sgemm rate here, the GPU's FP32 peak for CUDA)."""
+    head = f"{'batch':>6}  {'engine':<18} {'config':<36} {'images/s':>13} {'p50 ms':>9} " \
+           f"{'vs best peer':>12} {fraction_label:>8}"
     print(head)
     print("-" * len(head))
     last = None
@@ -275,7 +277,7 @@ def print_table(rows: list[Row]) -> None:
         last = r.batch
         ratio = f"{r.ratio_to_best_peer:.2f}x" if r.ratio_to_best_peer is not None else "-"
         frac = f"{100 * r.fraction_of_sgemm:.1f}%" if r.fraction_of_sgemm is not None else "-"
-        print(f"{r.batch:>6}  {r.engine:<18} {r.config[:36]:<36} {r.images_per_s:>11,.0f} "
+        print(f"{r.batch:>6}  {r.engine:<18} {r.config[:36]:<36} {r.images_per_s:>13,.0f} "
               f"{r.p50_ms:>9.3f} {ratio:>12} {frac:>8}")
 
 

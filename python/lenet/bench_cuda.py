@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .bench import Row, eager_model, model_macs, normalize
+from .bench import Row, eager_model, model_macs, normalize, print_table
 
 GPU_BATCH_SIZES = [1, 256, 4096, 65536]
 CPU_DEFAULT_BATCH_SIZES = [1, 16, 256, 4096]  # bench.py's default: replaced by the GPU list
@@ -110,22 +110,6 @@ def fp32_peak_tflops(device: dict[str, Any]) -> float | None:
     if not lanes or not device.get("clock_khz"):
         return None
     return device["multiprocessors"] * lanes * 2 * device["clock_khz"] * 1e3 / 1e12
-
-
-def print_rows(rows: list[Row]) -> None:
-    head = f"{'batch':>6}  {'engine':<18} {'config':<34} {'images/s':>13} {'p50 ms':>9} " \
-           f"{'vs best peer':>12} {'% FP32':>7}"
-    print(head)
-    print("-" * len(head))
-    last = None
-    for r in rows:
-        if last is not None and r.batch != last:
-            print()
-        last = r.batch
-        ratio = f"{r.ratio_to_best_peer:.2f}x" if r.ratio_to_best_peer is not None else "-"
-        frac = f"{100 * r.fraction_of_sgemm:.1f}%" if r.fraction_of_sgemm is not None else "-"
-        print(f"{r.batch:>6}  {r.engine:<18} {r.config[:34]:<34} {r.images_per_s:>13,.0f} "
-              f"{r.p50_ms:>9.3f} {ratio:>12} {frac:>7}")
 
 
 def graph_call(model: Any, x: Any) -> Callable[[], Any]:
@@ -240,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
             rows.append(r)
         del x_gpu, images_gpu, peers
         torch.cuda.empty_cache()
-    print_rows(rows)
+    print_table(rows, "% FP32")
     print(f"(% FP32: 2 x real MACs x images/s over the {rate_from}; goal: lenet_ext >= 5x the "
           "best peer at batch >= 4096)")
     if args.json:
