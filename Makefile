@@ -28,7 +28,7 @@ build: $(VENV)/.deps
 
 demo: build
 	$(BIN)/lenet-summary lenet5
-	$(BIN)/lenet-train --arch lenet5 --dataset mnist-sample --epochs 40 --augment --rubbish 2000 --device cpu --out $(RUN)
+	$(BIN)/lenet-train --arch lenet5 --dataset mnist-sample --epochs 60 --augment --rubbish 2000 --device cpu --out $(RUN)
 	$(BIN)/lenet-export $(RUN)/best.pt --out $(ART)
 	$(BIN)/python -m lenet_ext $(ART) --dataset mnist-sample
 	$(BIN)/lenet-bench $(ART) --seconds 0.5

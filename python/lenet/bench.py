@@ -23,6 +23,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -145,11 +146,14 @@ def peers(artifact: Path, spec: ArchSpec, threads: int) -> list[tuple[str, str, 
                     lambda x, n=n_threads: eager(x, n)))
 
     ts_path = artifact / "model.torchscript.pt"
-    if ts_path.is_file():
-        ts = torch.jit.load(str(ts_path), map_location="cpu").eval()
-    else:
-        ts = torch.jit.trace(model, torch.zeros(1, 1, spec.input_size, spec.input_size))
-    ts = torch.jit.optimize_for_inference(torch.jit.freeze(ts.eval()))
+    with warnings.catch_warnings():
+        # torch marks TorchScript deprecated; users still ship it, so it stays a peer, quietly.
+        warnings.simplefilter("ignore", FutureWarning)
+        if ts_path.is_file():
+            ts = torch.jit.load(str(ts_path), map_location="cpu").eval()
+        else:
+            ts = torch.jit.trace(model, torch.zeros(1, 1, spec.input_size, spec.input_size))
+        ts = torch.jit.optimize_for_inference(torch.jit.freeze(ts.eval()))
 
     def script(x, n_threads):
         t = torch.from_numpy(x)
@@ -187,8 +191,7 @@ def peers(artifact: Path, spec: ArchSpec, threads: int) -> list[tuple[str, str, 
         import cv2
 
         net = cv2.dnn.readNetFromONNX(str(artifact / "model.onnx"))
-        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-        net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)  # the CPU target is the default
         net.setInput(np.zeros((1, 1, spec.input_size, spec.input_size), np.float32))
         net.forward()
 
