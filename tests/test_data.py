@@ -69,3 +69,17 @@ def test_offline_mnist_names_where_it_looked(tmp_path, monkeypatch):
         load_dataset("mnist", tmp_path)
     msg = str(err.value)
     assert str(tmp_path / "MNIST" / "raw") in msg and "train-images-idx3-ubyte" in msg and "mnist-sample" in msg
+
+
+def test_mirroring_flips_about_half_the_batch_and_repeats_per_epoch():
+    a = mnist_sample_arrays()
+    from lenet.data import Split
+    split = Split(a["test_x"][:256], a["test_y"][:256])
+    b = Batches(split, spec_for("lenet-relu"), 256, flip=True, seed=2)
+    x1, x2 = next(iter(b))[0], next(iter(b))[0]
+    plain = preprocess(split.images, spec_for("lenet-relu"))
+    torch.testing.assert_close(x1, x2)
+    mirrored = (x1 == plain.flip(-1)).flatten(1).all(1)
+    unchanged = (x1 == plain).flatten(1).all(1)
+    assert bool((mirrored | unchanged).all())          # each image is itself or its mirror
+    assert 80 < int((mirrored & ~unchanged).sum()) < 176  # about half, not none or all

@@ -159,6 +159,13 @@ def distort(ink: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def mirror(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random half of a batch [N,...,W] mirrored left-right: free extra data where the classes
+    are symmetric (a shirt mirrored is a shirt; a digit mirrored is not a digit)."""
+    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
+    return torch.where(flip.view(-1, *[1] * (images.dim() - 1)), images.flip(-1), images)
+
+
 class Batches:
     """Shuffled (or ordered) normalized batches of one split, held on ``device``.
 
@@ -167,13 +174,13 @@ class Batches:
     exactly, and under ``torchrun`` every rank gets its own disjoint shard."""
 
     def __init__(self, split: Split, spec: ArchSpec, batch_size: int, *, device: torch.device | str = "cpu",
-                 shuffle: bool = False, augment: bool = False, seed: int = 0,
+                 shuffle: bool = False, augment: bool = False, flip: bool = False, seed: int = 0,
                  rank: int = 0, world_size: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         self.images = split.images.to(device)
         self.labels = split.labels.to(device)
-        self.spec, self.batch_size, self.augment, self.seed = spec, batch_size, augment, seed
+        self.spec, self.batch_size, self.augment, self.flip, self.seed = spec, batch_size, augment, flip, seed
         self.device = torch.device(device)
         self.sampler = DistributedSampler(range(len(self.labels)), num_replicas=world_size, rank=rank,
                                           shuffle=shuffle, seed=seed, drop_last=False)
@@ -192,6 +199,8 @@ class Batches:
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             images = self.images[idx]
+            if self.flip:
+                images = mirror(images, gen)
             if self.augment:
                 ink = distort(images.unsqueeze(1).float() / 255.0, gen)
                 x = preprocess(ink, self.spec)

@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="LR schedule over the epochs (default cosine; step = ×0.1 at 50%% and 75%%)")
     p.add_argument("--augment", action="store_true",
                    help="small random affine distortions of the training images (the paper's 0.8%% route)")
+    p.add_argument("--flip", action="store_true",
+                   help="mirror a random half of each training batch left-right (for fashion-mnist; "
+                        "digits are not mirror-symmetric, so not for mnist)")
     p.add_argument("--rubbish", type=int, default=0, metavar="N",
                    help="lenet5 only: add N synthetic non-digit glyphs (letters, lenet.digits.synth) "
                         "as the paper's rubbish class, so the RBF distances learn to reject what is "
@@ -72,6 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.lr = 2e-3 if args.optimizer == "adam" else 0.01
     if args.lr <= 0:
         p.error(f"--lr must be positive, got {args.lr}")
+    if args.flip and args.dataset != "fashion-mnist":
+        p.error(f"--flip mirrors images, which turns digits into non-digits: use it with "
+                f"--dataset fashion-mnist, not {args.dataset}")
     if args.rubbish < 0:
         p.error(f"--rubbish must be at least 0, got {args.rubbish}")
     if args.rubbish and args.arch != "lenet5":
@@ -251,7 +257,7 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     train_batches = Batches(data.train, spec, args.batch_size, device=device, shuffle=True,
-                            augment=args.augment, seed=args.seed, rank=d.rank, world_size=d.world_size)
+                            augment=args.augment, flip=args.flip, seed=args.seed, rank=d.rank, world_size=d.world_size)
     test_batches = Batches(data.test, spec, 1000, device=device)
     rubbish = None
     if args.rubbish:

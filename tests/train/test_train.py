@@ -190,3 +190,8 @@ def test_unwritable_run_directory_is_reported(tmp_path):
 def test_rubbish_class_needs_the_rbf_head():
     r = run_train("--arch", "lenet-relu", "--rubbish", "100", "--out", "x")
     assert r.returncode == 2 and "--rubbish needs the RBF head" in r.stderr
+
+
+def test_mirroring_is_refused_for_digits():
+    r = run_train("--dataset", "mnist-sample", "--flip", "--out", "x")
+    assert r.returncode == 2 and "--flip mirrors images" in r.stderr and "mnist-sample" in r.stderr
