@@ -73,11 +73,11 @@ class LeNet(nn.Module):
             lecun_uniform_(self.f6.weight, 120)
             lecun_uniform_(self.f6.bias, 120)
         elif self.spec.activation == "sigmoid":
-            # d2l initializes its LeNet with Xavier-uniform weights.
+            # d2l initializes its LeNet's weights Xavier-uniform and leaves the biases at
+            # PyTorch's defaults.
             for m in (self.c1, self.c3, self.c5, self.f6, self.output):
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
                     nn.init.xavier_uniform_(m.weight)
-                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.c1(x))
