@@ -31,8 +31,12 @@ RECIPES: dict[str, tuple[float, list[str]]] = {
     "lenet-d2l-fashion-d2l-recipe": (0.814, ["--arch", "lenet-d2l", "--dataset", "fashion-mnist", "--epochs", "10",
                                              "--optimizer", "sgd", "--lr", "0.9", "--momentum", "0",
                                              "--batch-size", "256", "--schedule", "none"]),
-    "lenet5-fashion": (0.90, ["--arch", "lenet5", "--dataset", "fashion-mnist", "--epochs", "20"]),
-    "lenet-relu-fashion": (0.92, ["--arch", "lenet-relu", "--dataset", "fashion-mnist", "--epochs", "20"]),
+    # Fashion-MNIST: clothes are mirror-symmetric, so --flip is free data; both nets overfit
+    # without it (lenet5 20 epochs: 0.8951, lenet-relu: 0.9106, seed 0).
+    "lenet5-fashion": (0.90, ["--arch", "lenet5", "--dataset", "fashion-mnist", "--epochs", "20",
+                              "--flip", "--weight-decay", "1e-4"]),
+    "lenet-relu-fashion": (0.92, ["--arch", "lenet-relu", "--dataset", "fashion-mnist", "--epochs", "20",
+                                  "--flip", "--weight-decay", "1e-4"]),
 
 }
 
