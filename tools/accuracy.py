@@ -35,8 +35,9 @@ RECIPES: dict[str, tuple[float, list[str]]] = {
     # without it (lenet5 20 epochs: 0.8951, lenet-relu: 0.9106, seed 0).
     "lenet5-fashion": (0.90, ["--arch", "lenet5", "--dataset", "fashion-mnist", "--epochs", "20",
                               "--flip", "--weight-decay", "1e-4"]),
-    "lenet-relu-fashion": (0.92, ["--arch", "lenet-relu", "--dataset", "fashion-mnist", "--epochs", "20",
-                                  "--flip", "--weight-decay", "1e-4"]),
+    "lenet-relu-fashion": (0.92, ["--arch", "lenet-relu", "--dataset", "fashion-mnist", "--epochs", "30",
+                                  "--flip", "--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9",
+                                  "--weight-decay", "5e-4", "--batch-size", "64"]),
 
 }
 
