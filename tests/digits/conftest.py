@@ -24,8 +24,9 @@ from lenet.train import parse_args, train
 # The measured mnist-sample recipe (tools/accuracy.py): Adam 2e-3, batch 32, cosine, distortions;
 # ~98 % on the held-out digits (~1 s an epoch on 2 quiet cores). 60 epochs rather than 40: over
 # seeds 0/1/2 the pages read 96.5-96.7 % of digits and 88.7-89.3 % of numbers, against
-# 95.3-96.7 % and 85.1-89.3 % after 40 (on test_pages.py's 8 pages, at the default confidence), so the
-# test's margin over its limits does not hang on one seed's luck.
+# 95.3-96.7 % and 85.1-89.3 % after 40 (on test_pages.py's 8 pages, at the default confidence),
+# so the test's margin over its limits does not hang on one seed's luck. `make demo` trains its
+# model with the same arguments; keep the two in step.
 RECIPE = {"arch": "lenet5", "epochs": 60, "batch_size": 32, "lr": 2e-3, "seed": 0, "augment": True,
           "rubbish": 2000}
 

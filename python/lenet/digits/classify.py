@@ -28,11 +28,11 @@ candidate whose averaged best probability is below ``--min-confidence`` (default
 8 test pages (tests/digits/test_pages.py; 573 held-out digits, 32 marks) with a lenet5 trained on
 the mnist-sample train split plus rubbish glyphs (60 epochs, seed 0): 96.7 % of digits and
 88.7 % of numbers read, no mark read as a digit; at 0.05, 96.9 % of digits but 1 mark of 32; at
-0.2, 94.9 % of digits; without the averaging, 0.1 keeps only 94.2 % of digits. A network trained on digits alone has no notion of "not a digit": it
-maps some letters (H, K, M, W → 4; R → 8) confidently onto a prototype, and no threshold can undo
-that (44 % of the marks are read with the demo model); training with a rubbish class
-(:func:`lenet.digits.synth.rubbish_glyphs`, target index 10 of ``lecun_map_loss``) is what lets
-the confidence refuse them.
+0.2, 94.9 % of digits; without the averaging, 0.1 keeps only 94.2 % of digits. A network trained
+on digits alone has no notion of "not a digit": it maps some letters (H, K, M, W → 4; R → 8)
+confidently onto a prototype, and no threshold can undo that (44 % of the marks are read with the
+demo model); training with a rubbish class (:func:`lenet.digits.synth.rubbish_glyphs`, target
+index 10 of ``lecun_map_loss``) is what lets the confidence refuse them.
 """
 
 from __future__ import annotations
