@@ -10,7 +10,9 @@ names (``c1.weight``, ``s2.coef``, ``c3.weight``, ``output.prototypes`` …), so
 
 Loading a directory reads the weights from ``model.onnx`` when it is there (plain protobuf, no code
 runs), else ``model.pt2``, else ``model.torchscript.pt``, and checks that the spec inside the file
-is the manifest's spec.
+is the manifest's spec. No reader runs code from the file: ONNX is protobuf, a ``.pt2`` is read as
+a zip of JSON and raw tensors (never through ``torch.export.load``), and TorchScript goes through
+``torch.jit.load``, whose C++ unpickler knows no Python callables.
 """
 
 from __future__ import annotations
@@ -174,18 +176,85 @@ def _read_torchscript(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
     return _spec(extra[SPEC_KEY], path), dict(module.state_dict())
 
 
-def _read_pt2(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
-    import torch
+# torch.export's tensor-metadata dtype codes (torch/_export/serde/schema.py ScalarType) that a
+# weight may have; anything else is refused.
+_PT2_DTYPES = {6: np.float16, 7: np.float32, 8: np.float64}
 
-    extra = {SPEC_KEY: ""}
+
+def _zip_members(path: Path) -> tuple[Any, dict[str, str]]:
+    """An open archive and its members keyed by path below the single top-level folder that
+    ``torch.jit.save`` / ``torch.export.save`` put everything in."""
+    import zipfile
+
     try:
-        program = torch.export.load(str(path), extra_files=extra)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ArtifactError(f"{path}: not a readable torch.export program ({first})") from None
-    if not extra[SPEC_KEY]:
-        raise ArtifactError(f"{path}: no {SPEC_KEY!r} in the .pt2 extra files")
-    return _spec(extra[SPEC_KEY], path), dict(program.state_dict)
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArtifactError(f"{path}: not a readable zip archive ({exc})") from None
+    members: dict[str, str] = {}
+    for name in zf.namelist():
+        _, sep, rest = name.partition("/")
+        if sep and rest:
+            members[rest] = name
+    return zf, members
+
+
+def _zip_read(zf: Any, members: dict[str, str], key: str, path: Path, limit: int = 1 << 30) -> bytes:
+    if key not in members:
+        raise ArtifactError(f"{path}: no {key!r} in the archive")
+    info = zf.getinfo(members[key])
+    if info.file_size > limit:
+        raise ArtifactError(f"{path}: {key!r} is {info.file_size} bytes, more than a LeNet needs")
+    try:
+        return zf.read(members[key])
+    except Exception as exc:  # BadZipFile (CRC), zlib errors, truncation
+        raise ArtifactError(f"{path}: {key!r} unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def _read_pt2(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
+    """Spec and weights straight from the ``.pt2`` zip archive: its ``extra/lenet.json`` and the
+    raw little-endian tensors that ``data/weights/model_weights_config.json`` describes.
+
+    ``torch.export.load`` is never called: it unpickles the archive's ``sample_inputs`` (and
+    pickled weights) and, when its restricted reader refuses an entry, retries with an
+    unrestricted one, which runs whatever code a crafted file holds. Here nothing is unpickled: a
+    weight stored as a pickle is refused."""
+    zf, members = _zip_members(path)
+    with zf:
+        spec = _spec(_zip_read(zf, members, f"extra/{SPEC_KEY}", path, 1 << 20), path)
+        if members.get("byteorder") and _zip_read(zf, members, "byteorder", path, 16) != b"little":
+            raise ArtifactError(f"{path}: big-endian archives are not supported")
+        try:
+            config = json.loads(_zip_read(zf, members, "data/weights/model_weights_config.json",
+                                          path, 1 << 24))["config"]
+            if not isinstance(config, dict):
+                raise TypeError("config is not an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{path}: weights config unreadable ({exc})") from None
+        weights: dict[str, np.ndarray] = {}
+        for name, entry in config.items():
+            try:
+                meta = entry["tensor_meta"]
+                if entry.get("use_pickle"):
+                    raise ArtifactError(f"{path}: weight {name!r} is stored as a pickle; "
+                                        "refusing to unpickle it")
+                dtype = _PT2_DTYPES.get(meta["dtype"])
+                if dtype is None:
+                    raise ArtifactError(f"{path}: weight {name!r} has unsupported dtype code "
+                                        f"{meta['dtype']}")
+                shape = tuple(int(d["as_int"]) for d in meta["sizes"])
+                file = "data/weights/" + str(entry["path_name"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ArtifactError(f"{path}: weights config entry {name!r} malformed "
+                                    f"({type(exc).__name__}: {exc})") from None
+            raw = _zip_read(zf, members, file, path)
+            count = int(np.prod(shape, dtype=np.int64))
+            if len(raw) < count * np.dtype(dtype).itemsize:
+                raise ArtifactError(f"{path}: weight {name!r} holds {len(raw)} bytes, "
+                                    f"too few for shape {shape}")
+            # Exported tensors are contiguous; the engine checks shapes against the spec next.
+            weights[name] = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"),
+                                          count=count).reshape(shape)
+    return spec, weights
 
 
 _READERS = {"onnx": read_onnx, "torchscript": _read_torchscript, "pt2": _read_pt2}
