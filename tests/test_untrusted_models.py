@@ -1,6 +1,6 @@
 """A model file is untrusted: no loader may run code from it, whatever it holds.
 
-The crafted ``.pt2`` files here carry a pickle whose unpickling would create a marker directory
+The crafted ``.pt2`` and ``.torchscript.pt`` files here carry a pickle whose unpickling would create a marker directory
 (a stand-in for any payload). ``torch.export.load`` unpickles an archive's ``sample_inputs``, and
 when its restricted reader refuses the entry it retries with an unrestricted one, so with it these
 files would run their payload. Every loader of the product is tried: ``lenet.artifacts``,
@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import subprocess
 import sys
 import zipfile
@@ -147,3 +148,39 @@ def test_damaged_pt2_archives_are_named(tmp_path, good_pt2):
         path.write_bytes(bad)
         with pytest.raises(ArtifactError, match=str(path.name)):
             load_artifact(path)
+
+
+# --- TorchScript: read as a zip, data.pkl by a reader that knows five names -------------------
+
+@pytest.fixture(scope="module")
+def good_torchscript(tmp_path_factory) -> Path:
+    from lenet.exporters import write_torchscript
+
+    path = tmp_path_factory.mktemp("ts") / "model.torchscript.pt"
+    write_torchscript(make_model("lenet5", seed=4), path)
+    return path
+
+
+@pytest.mark.parametrize("member", ["data.pkl", "constants.pkl", "traced_inputs.pkl"])
+def test_crafted_torchscript_runs_no_code(tmp_path, good_torchscript, member):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.torchscript.pt"
+    rewrite_zip(good_torchscript, path, {member: pickle.dumps(RunsCode(marker), protocol=2)})
+    for load in (load_artifact, load_module, lenet_ext.load):
+        if member == "data.pkl":
+            with pytest.raises(ArtifactError, match=r"model\.torchscript\.pt.*refusing to load posix\.mkdir"):
+                load(path)
+        else:  # never read
+            load(path)
+        assert not marker.exists()
+
+
+def test_torchscript_weights_equal_torch_jit_load(good_torchscript):
+    from lenet.artifacts import quiet_torch_deprecations
+
+    with quiet_torch_deprecations():
+        ref = torch.jit.load(str(good_torchscript)).state_dict()
+    art = load_artifact(good_torchscript)
+    assert set(art.state_dict) <= set(ref)
+    for name, value in art.state_dict.items():
+        np.testing.assert_array_equal(value, ref[name].numpy(), err_msg=name)

@@ -11,16 +11,19 @@ names (``c1.weight``, ``s2.coef``, ``c3.weight``, ``output.prototypes`` …), so
 Loading a directory reads the weights from ``model.onnx`` when it is there (plain protobuf, no code
 runs), else ``model.pt2``, else ``model.torchscript.pt``, and checks that the spec inside the file
 is the manifest's spec. No reader runs code from the file: ONNX is protobuf, a ``.pt2`` is read as
-a zip of JSON and raw tensors (never through ``torch.export.load``), and TorchScript goes through
-``torch.jit.load``, whose C++ unpickler knows no Python callables.
+a zip of JSON and raw tensors (never through ``torch.export.load``), and a TorchScript file as a
+zip whose ``data.pkl`` is unpickled into plain arrays by a reader that knows five names (never
+through ``torch.jit.load``, which runs the file's TorchScript code). None of them imports torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
+import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,19 +164,89 @@ def read_onnx(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
     return spec, arrays
 
 
-def _read_torchscript(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
-    import torch
+# Storage types a TorchScript archive's data.pkl may name, as numpy dtypes.
+_TS_STORAGES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+                "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+                "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
 
-    extra = {SPEC_KEY: ""}
-    try:
-        with quiet_torch_deprecations():
-            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ArtifactError(f"{path}: not a readable TorchScript file ({first})") from None
-    if not extra[SPEC_KEY]:
-        raise ArtifactError(f"{path}: no {SPEC_KEY!r} in the TorchScript extra files")
-    return _spec(extra[SPEC_KEY], path), dict(module.state_dict())
+
+class _ScriptObject:
+    """What a ``__torch__.*`` module in data.pkl becomes: its attributes, nothing callable."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError("a module's state is not a dict")
+        self.__dict__.update(state)
+
+
+def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
+    size, stride = tuple(int(v) for v in size), tuple(int(v) for v in stride)
+    count = 1 + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else 0
+    if offset < 0 or any(s < 0 for s in stride) or offset + count > storage.size:
+        raise pickle.UnpicklingError("a tensor reaches outside its storage")
+    if int(np.prod(size, dtype=np.float64)) > 1 << 28:  # stride-0 views could claim any size
+        raise pickle.UnpicklingError(f"a tensor of shape {size} is larger than any LeNet's")
+    view = np.lib.stride_tricks.as_strided(storage[offset:], size,
+                                           tuple(s * storage.itemsize for s in stride))
+    return np.array(view)
+
+
+def _read_torchscript(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
+    """Spec and weights straight from the TorchScript zip archive: ``extra/lenet.json`` and the
+    module tree in ``data.pkl``, unpickled by a reader that knows exactly five names (module
+    objects, the tensor rebuild call, storage types, OrderedDict) and maps each to inert data.
+
+    ``torch.jit.load`` is never called: it compiles the archive's code and runs the modules'
+    ``__setstate__`` methods, i.e. code from the file."""
+    zf, members = _zip_members(path)
+    with zf:
+        spec = _spec(_zip_read(zf, members, f"extra/{SPEC_KEY}", path, 1 << 20), path)
+        if members.get("byteorder") and _zip_read(zf, members, "byteorder", path, 16) != b"little":
+            raise ArtifactError(f"{path}: big-endian archives are not supported")
+
+        class Reader(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                if module.startswith("__torch__"):
+                    return _ScriptObject
+                if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+                    return _rebuild_tensor
+                if module == "torch" and name in _TS_STORAGES:
+                    return _TS_STORAGES[name]
+                if (module, name) == ("collections", "OrderedDict"):
+                    return dict
+                raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+            def persistent_load(self, pid: Any) -> np.ndarray:
+                if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                        and pid[1] in _TS_STORAGES.values()):
+                    raise pickle.UnpicklingError("unknown persistent id")
+                _, dtype, key, _, numel = pid
+                raw = _zip_read(zf, members, f"data/{key}", path)
+                numel = int(numel)
+                if len(raw) < numel * np.dtype(dtype).itemsize:
+                    raise pickle.UnpicklingError(f"storage {key} is truncated")
+                return np.frombuffer(raw, np.dtype(dtype).newbyteorder("<"), numel)
+
+        data = _zip_read(zf, members, "data.pkl", path, 1 << 24)
+        try:
+            root = Reader(io.BytesIO(data)).load()
+        except ArtifactError:
+            raise
+        except Exception as exc:  # UnpicklingError, and whatever a damaged stream raises
+            raise ArtifactError(f"{path}: not a readable TorchScript file "
+                                f"({type(exc).__name__}: {exc})") from None
+    if not isinstance(root, _ScriptObject):
+        raise ArtifactError(f"{path}: data.pkl does not hold a module")
+    weights: dict[str, np.ndarray] = {}
+    todo = [("", root)]
+    while todo:
+        prefix, obj = todo.pop()
+        for name, value in vars(obj).items():
+            if isinstance(value, np.ndarray):
+                weights[prefix + name] = value
+            elif isinstance(value, _ScriptObject) and len(prefix) < 1000:
+                todo.append((f"{prefix}{name}.", value))
+    return spec, weights
 
 
 # torch.export's tensor-metadata dtype codes (torch/_export/serde/schema.py ScalarType) that a

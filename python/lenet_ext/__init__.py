@@ -3,8 +3,8 @@
     engine = lenet_ext.load("artifacts/demo")        # dir, .onnx, .torchscript.pt or .pt2
     labels, scores = engine.predict(images_uint8)     # [N,28,28] raw pixels, or float32 [N,1,S,S]
 
-Loading an artifact directory or ``.onnx`` file needs no torch; ``.torchscript.pt``/``.pt2`` go
-through :mod:`lenet.artifacts` and do.
+Loading needs no torch for any format: :mod:`lenet.artifacts` reads ONNX as protobuf and the
+``.torchscript.pt``/``.pt2`` zip archives directly, and never runs code from a model file.
 """
 
 from __future__ import annotations

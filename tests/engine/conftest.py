@@ -61,10 +61,10 @@ def model_and_engine(arch):
 
 
 def write_artifact(model: torch.nn.Module, out: Path) -> Path:
-    """An artifact dir written by the real lenet-export (ONNX + TorchScript, parity skipped: the
+    """An artifact dir written by the real lenet-export (every format, parity skipped: the
     export tests cover it)."""
     ckpt = write_checkpoint(model, out.parent / f"{out.name}.pt")
-    rc, _, err = run_export(ckpt, "--out", out, "--formats", "onnx,torchscript", "--no-verify")
+    rc, _, err = run_export(ckpt, "--out", out, "--formats", "onnx,torchscript,pt2", "--no-verify")
     assert rc == 0, err
     return out
 

@@ -251,7 +251,8 @@ def test_fuzz_truncated_torchscript_and_manifest(artifact_dir, tmp_path_factory,
 
 
 def test_artifact_dir_loads_without_torch(artifact_dir):
-    """The no-torch path: an artifact dir (or .onnx) loads and runs with torch never imported."""
+    """The no-torch path: an artifact dir and every format's file load and run with torch never
+    imported (the zip formats are read without torch, as well as without running their code)."""
     import subprocess
     import sys
 
@@ -259,6 +260,7 @@ def test_artifact_dir_loads_without_torch(artifact_dir):
     code = ("import sys, numpy as np, lenet_ext\n"
             f"e = lenet_ext.load({str(path)!r})\n"
             "e.scores(np.zeros((3, 28, 28), np.uint8))\n"
-            f"lenet_ext.load({str(path / 'model.onnx')!r}).predict(np.zeros((1, 28, 28), np.uint8))\n"
+            f"for name in ('model.onnx', 'model.torchscript.pt', 'model.pt2'):\n"
+            f"    lenet_ext.load({str(path)!r} + '/' + name).predict(np.zeros((1, 28, 28), np.uint8))\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
