@@ -12,6 +12,7 @@ padding ``pad`` background pixels on each side (28×28 → ``input_size``) and m
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -37,6 +38,14 @@ LECUN_C3_TABLE: tuple[tuple[int, ...], ...] = (
     (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 )
+
+
+# What an arch name fixes (see ArchSpec.validate); spec_for has the full specs.
+ARCH_FAMILY: dict[str, dict[str, Any]] = {
+    "lenet5": {"activation": "scaled_tanh", "input_size": 32, "c1_padding": 0},
+    "lenet-d2l": {"activation": "sigmoid", "input_size": 28, "c1_padding": 2},
+    "lenet-relu": {"activation": "relu", "input_size": 28, "c1_padding": 2},
+}
 
 
 class SpecError(ValueError):
@@ -73,6 +82,19 @@ class ArchSpec:
         self.validate()
 
     def validate(self) -> None:
+        # Types first: a spec read from a file is untrusted, and a float size or a NaN scale would
+        # otherwise reach the kernels (a NaN scale gives every image the same scores).
+        for name, value in (("input_size", self.input_size), ("c1_padding", self.c1_padding),
+                            ("num_classes", self.num_classes),
+                            ("preprocessing.pad", self.preprocessing.pad)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise SpecError(f"{name} must be an integer, got {value!r}")
+        for name, value in (("preprocessing.scale", self.preprocessing.scale),
+                            ("preprocessing.offset", self.preprocessing.offset)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SpecError(f"{name} must be a finite number, got {value!r}")
+        if self.preprocessing.scale == 0:
+            raise SpecError("preprocessing.scale is 0: every image would become the same input")
         for name, value, allowed in (
             ("arch", self.arch, ARCHS),
             ("activation", self.activation, ACTIVATIONS),
@@ -93,8 +115,23 @@ class ArchSpec:
                             f"{RAW_SIZE}x{RAW_SIZE} images to input_size={self.input_size}")
         if self.head == "rbf" and self.num_classes != 10:
             raise SpecError("the RBF head has 10 fixed digit prototypes; num_classes must be 10")
+        if self.num_classes < 2:
+            raise SpecError(f"num_classes must be at least 2, got {self.num_classes}")
         if len(self.class_names) != self.num_classes:
             raise SpecError(f"{len(self.class_names)} class_names for {self.num_classes} classes")
+        if not all(isinstance(n, str) and n for n in self.class_names):
+            raise SpecError("class_names must be non-empty strings")
+        if len(set(self.class_names)) != len(self.class_names):
+            dup = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
+            raise SpecError(f"duplicate class name(s): {', '.join(map(repr, dup))}")
+        # The arch name fixes the nonlinearity and the input geometry (pooling, C3 table and head
+        # are per-spec options the engine supports for every arch): a spec that says lenet-relu
+        # over lenet5's scaled tanh would label one network as another.
+        family = ARCH_FAMILY[self.arch]
+        for name in family:
+            if getattr(self, name) != family[name]:
+                raise SpecError(f"{self.arch} has {name}={family[name]!r}, but the spec says "
+                                f"{getattr(self, name)!r}")
 
     def with_classes(self, class_names: tuple[str, ...] | list[str]) -> "ArchSpec":
         names = tuple(class_names)
@@ -122,6 +159,8 @@ class ArchSpec:
         pre = d["preprocessing"]
         if not isinstance(pre, dict) or set(pre) != set(Preprocessing.__dataclass_fields__):
             raise SpecError(f"bad preprocessing block: {pre!r}")
+        if not isinstance(d["class_names"], (list, tuple)):
+            raise SpecError(f"class_names must be a list, got {d['class_names']!r}")
         try:
             return cls(**{**d, "class_names": tuple(d["class_names"]),
                           "preprocessing": Preprocessing(**pre)})
@@ -134,6 +173,8 @@ class ArchSpec:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise SpecError(f"spec is not valid JSON: {exc}") from None
+        except UnicodeDecodeError as exc:  # bytes from a file: json.loads decodes them itself
+            raise SpecError(f"spec is not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def spec_for(arch: str, class_names: tuple[str, ...] | list[str] = DIGIT_NAMES) -> ArchSpec:
