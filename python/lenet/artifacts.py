@@ -363,7 +363,10 @@ def load_artifact(path: str | os.PathLike) -> Artifact:
     hash-checked before it is read and its spec must equal the manifest's."""
     p = Path(path)
     if not p.exists():
-        raise ArtifactError(f"{p}: no such file or directory")
+        from .paths import missing_reason
+
+        reason = missing_reason(p)
+        raise ArtifactError(f"{p}: " + ("no such file or directory" if reason == "no such file" else reason))
     manifest: dict[str, Any] | None = None
     if p.is_dir():
         manifest = verify_manifest(p)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 
 from .models import LeNet
+from .paths import atomic_write_bytes, missing_reason
 from .spec import ArchSpec, SpecError
 
 FORMAT = "lenet-checkpoint"
@@ -26,27 +26,6 @@ FORMAT = "lenet-checkpoint"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, truncated, corrupt, foreign or unusable."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a reader sees the old file or the new one, never a mix:
-    temp file in the same directory, fsync, rename, fsync the directory."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
@@ -59,7 +38,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Read a checkpoint safely (no pickled code runs); raise CheckpointError naming the file."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        reason = missing_reason(path)
+        raise CheckpointError(f"{path}: " + ("no such checkpoint file" if reason == "no such file"
+                                             else reason))
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if path.stat().st_size == 0:
