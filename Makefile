@@ -28,7 +28,10 @@ build: $(VENV)/.deps
 
 demo: build
 	$(BIN)/lenet-summary lenet5
-	$(BIN)/lenet-train --arch lenet5 --dataset mnist-sample --epochs 60 --augment --rubbish 2000 --device cpu --out $(RUN)
+	@# --force: a second `make demo` replaces the demo run it made the first time (lenet-train
+	@# refuses to overwrite a run without it); say so before the old run goes.
+	@if [ -e $(RUN)/last.pt ]; then echo "make demo: replacing the earlier demo run in $(RUN)"; fi
+	$(BIN)/lenet-train --arch lenet5 --dataset mnist-sample --epochs 60 --augment --rubbish 2000 --device cpu --force --out $(RUN)
 	$(BIN)/lenet-export $(RUN)/best.pt --out $(ART)
 	$(BIN)/python -m lenet_ext $(ART) --dataset mnist-sample
 	$(BIN)/lenet-bench $(ART) --seconds 0.5

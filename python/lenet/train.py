@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import random
 import sys
@@ -64,7 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="auto = CUDA when present, else CPU")
     p.add_argument("--amp", action="store_true", help="mixed precision (float16 autocast; CUDA only)")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    again.add_argument("--force", action="store_true",
+                       help="start over in an OUT that already holds a run, replacing its files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.epochs < 1:
@@ -73,8 +77,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.lr is None:
         args.lr = 2e-3 if args.optimizer == "adam" else 0.01
+    for name, value in (("--lr", args.lr), ("--momentum", args.momentum),
+                        ("--weight-decay", args.weight_decay)):
+        if not math.isfinite(value):
+            p.error(f"{name} must be a finite number, got {value}")
     if args.lr <= 0:
         p.error(f"--lr must be positive, got {args.lr}")
+    if args.momentum < 0 or args.weight_decay < 0:
+        p.error("--momentum and --weight-decay must not be negative")
     if args.flip and args.dataset != "fashion-mnist":
         p.error(f"--flip mirrors images, which turns digits into non-digits: use it with "
                 f"--dataset fashion-mnist, not {args.dataset}")
@@ -200,8 +210,51 @@ def draw_curves(metrics: list[dict[str, Any]], path: Path, title: str) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+# The files a run directory holds: a new run refuses to replace them without --force.
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")
+
+
+def check_run_directory(out: Path, args: argparse.Namespace) -> None:
+    """Refuse to start a fresh run over an earlier one (its checkpoints would be overwritten);
+    with --force, remove the earlier run's files so none of them outlives the new run."""
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"lenet-train: {out} exists and is not a directory")
+    if args.resume:
+        return
+    earlier = [name for name in RUN_FILES if (out / name).exists()]
+    if not earlier:
+        return
+    if not args.force:
+        raise SystemExit(f"lenet-train: {out} already holds a run ({', '.join(earlier)}); "
+                         "continue it with --resume, or start over with --force (replaces them)")
+    print(f"lenet-train: --force: replacing the run in {out} ({', '.join(earlier)})", file=sys.stderr)
+    for name in earlier:
+        try:
+            (out / name).unlink()
+        except OSError as exc:
+            raise SystemExit(f"lenet-train: cannot remove {out / name}: {exc.strerror or exc}") from None
+
+
+def write_or_exit(path: Path, write, *args) -> None:
+    """Run one atomic write; a full disk or a lost permission ends the run with a line naming
+    the file (the atomic write has already removed its temp file, the old file is intact)."""
+    try:
+        write(*args)
+    except OSError as exc:
+        raise SystemExit(f"lenet-train: cannot write {path}: {exc.strerror or exc} "
+                         f"(the files already in {path.parent} are intact; resume with --resume)") from None
+
+
 def write_metrics(metrics: list[dict[str, Any]], path: Path) -> None:
     atomic_write_bytes(path, "".join(json.dumps(m) + "\n" for m in metrics).encode())
+
+
+def run_state(args, spec, model, optimizer, scheduler, epoch, metrics, best_acc) -> dict[str, Any]:
+    """Everything --resume needs to continue bit-identically after ``epoch`` completed epochs."""
+    return {"version": __version__, "spec": spec.to_dict(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "epoch": epoch, "rng": rng_state(), "metrics": metrics,
+            "best_accuracy": best_acc, "args": {k: v for k, v in vars(args).items()}}
 
 
 def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
@@ -210,6 +263,8 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
     if args.amp and device.type != "cuda":
         raise SystemExit("lenet-train: --amp needs a CUDA device (float16 autocast); drop it on the CPU")
     out = Path(args.out)
+    if d.main:
+        check_run_directory(out, args)
     # Data first: a missing dataset must not leave an empty run directory behind.
     try:
         data = load_dataset(args.dataset, args.data_dir)
@@ -251,6 +306,11 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
         start_epoch, best_acc = int(state["epoch"]), float(state["best_accuracy"])
         if d.main:
             print(f"resuming {out} after epoch {start_epoch}/{args.epochs}", file=sys.stderr)
+    elif d.main:
+        # An epoch-0 checkpoint, written where --resume would restore it (the same generator
+        # states), so a run killed in its first epoch resumes like any other.
+        write_or_exit(last, save_checkpoint, last, run_state(args, spec, model, optimizer, scheduler,
+                                                             0, metrics, best_acc))
 
     net: torch.nn.Module = model
     if d.enabled:
@@ -312,15 +372,13 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
         is_best = test_acc > best_acc
         best_acc = max(best_acc, test_acc)
         if d.main:
-            state = {"version": __version__, "spec": spec.to_dict(), "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "epoch": epoch + 1, "rng": rng_state(), "metrics": metrics,
-                     "best_accuracy": best_acc, "args": {k: v for k, v in vars(args).items()}}
-            save_checkpoint(last, state)
+            state = run_state(args, spec, model, optimizer, scheduler, epoch + 1, metrics, best_acc)
+            write_or_exit(last, save_checkpoint, last, state)
             if is_best:
-                save_checkpoint(out / "best.pt", state)
-            write_metrics(metrics, out / "metrics.jsonl")
-            draw_curves(metrics, out / "curves.png", f"{spec.arch} on {args.dataset}")
+                write_or_exit(out / "best.pt", save_checkpoint, out / "best.pt", state)
+            write_or_exit(out / "metrics.jsonl", write_metrics, metrics, out / "metrics.jsonl")
+            write_or_exit(out / "curves.png", draw_curves, metrics, out / "curves.png",
+                          f"{spec.arch} on {args.dataset}")
             print(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                   f"test loss {test_loss:.4f} acc {test_acc:.4f} | {record['images_per_s']:,.0f} img/s",
                   file=sys.stderr)
