@@ -12,14 +12,22 @@ export each format into a staging directory, run the parity check on the staged 
   file with the old manifest; the hash check then refuses it rather than trusting a mix.
 
 Any failure removes the staging directory, prints one line naming the cause and exits 1.
+
+An existing DIR is only written to where lenet-export owns the names: a ``model.*`` file or a
+``manifest.json`` that no earlier lenet-export manifest there lists is the user's, and the export
+refuses before it starts rather than replace it. Staging directories carry the exporting process's
+id; one whose process is gone (an export killed with SIGKILL) is removed by the next export to the
+same DIR.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -82,10 +90,17 @@ def progress(msg: str) -> None:
 
 # --- output directory ---------------------------------------------------------------------------
 
-def check_output_dir(out: Path) -> None:
-    """Refuse an output path that is a file, sits under a file, or cannot be written."""
+def check_output_dir(out: Path, checkpoint: Path | None = None) -> None:
+    """Refuse an output path that is a file, sits under a file, cannot be written, or holds
+    files of ours that lenet-export did not write."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out}: exists and is not a directory")
+    if checkpoint is not None and checkpoint.parent.resolve() == out.resolve() \
+            and checkpoint.name in (*FILES.values(), MANIFEST):
+        raise ExportError(f"{out}: the checkpoint {checkpoint} would be overwritten by the export; "
+                          "choose another --out")
+    if out.is_dir():
+        check_owned(out)
     probe = out
     while not probe.exists():
         probe = probe.parent
@@ -95,12 +110,70 @@ def check_output_dir(out: Path) -> None:
         raise ExportError(f"{out}: not writable ({probe} does not permit writing)")
 
 
+def owned_names(out: Path) -> set[str]:
+    """The names in ``out`` that an earlier lenet-export wrote: its manifest and the files that
+    manifest lists. Empty when there is no manifest of ours."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT \
+            or not isinstance(manifest.get("artifacts"), dict):
+        return set()
+    return {MANIFEST} | {name for name in manifest["artifacts"] if name in FILES.values()}
+
+
+def check_owned(out: Path) -> None:
+    """Refuse to replace a file in ``out`` that an earlier lenet-export did not write."""
+    owned = owned_names(out)
+    for name in (*FILES.values(), MANIFEST):
+        if (out / name).exists() or (out / name).is_symlink():
+            if name not in owned:
+                why = ("it is not a lenet-export manifest" if name == MANIFEST
+                       else f"no lenet-export {MANIFEST} there lists it")
+                raise ExportError(f"{out / name}: not written by lenet-export ({why}); refusing to "
+                                  "replace it: move it away or choose another --out")
+
+
+def staging_prefix(out: Path, inside: bool) -> str:
+    return (STAGING_PREFIX if inside else f".{out.name}{STAGING_PREFIX}") + f"{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove staging directories that killed exports to ``out`` left behind: those whose
+    process (the id in the name) no longer runs on this machine. A running export's is kept."""
+    removed: list[Path] = []
+    for where, prefix in ((out, STAGING_PREFIX), (out.parent, f".{out.name}{STAGING_PREFIX}")):
+        if not where.is_dir():
+            continue
+        for path in where.iterdir():
+            if not path.name.startswith(prefix) or path.is_symlink() or not path.is_dir():
+                continue
+            # Older exports named their staging directory without a process id: always stale.
+            pid = re.match(r"(\d+)-", path.name[len(prefix):])
+            if pid and _alive(int(pid.group(1))):
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def make_staging(out: Path) -> Path:
     try:
         if out.is_dir():
-            return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+            return Path(tempfile.mkdtemp(prefix=staging_prefix(out, inside=True), dir=out))
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING_PREFIX}", dir=out.parent))
+        staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out, inside=False), dir=out.parent))
         # mkdtemp makes it 0700; it becomes DIR, which should get the usual permissions.
         umask = os.umask(0)
         os.umask(umask)
@@ -129,10 +202,12 @@ def publish(staging: Path, out: Path, names: list[str]) -> None:
         return
     if staging.parent != out:  # DIR appeared while we worked: fall back to per-file moves
         out.mkdir(parents=True, exist_ok=True)
+    check_owned(out)  # again: a file may have appeared while we worked
+    owned = owned_names(out)
     for name in [n for n in names if n != MANIFEST] + [MANIFEST]:
         os.replace(staging / name, out / name)
     for name in FILES.values():
-        if name not in names and (out / name).exists():
+        if name not in names and name in owned and (out / name).exists():
             (out / name).unlink()
     staging.rmdir()
     fsync_path(out)
@@ -144,6 +219,17 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):  # tensors / numpy scalars in recorded metrics
         return value.tolist()
     return str(value)
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with NaN/Inf floats (a diverged epoch's loss) as None: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 def source_record(path: Path, state: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +244,7 @@ def source_record(path: Path, state: dict[str, Any]) -> dict[str, Any]:
         "final_metrics": metrics[-1] if metrics else None,
         "metrics": metrics,
     }
-    return json.loads(json.dumps(record, default=_jsonable))
+    return finite_or_null(json.loads(json.dumps(record, default=_jsonable)))
 
 
 def versions(opset: int | None) -> dict[str, Any]:
@@ -193,6 +279,9 @@ def export_formats(model, staging: Path, formats: list[str], opset: int) -> dict
                 WRITERS[fmt](model, path, opset)
             else:
                 WRITERS[fmt](model, path)
+        except OSError as exc:  # a full disk: the file is in staging, nothing is published
+            raise ExportError(f"cannot write {FILES[fmt]} (staged in {staging}): "
+                              f"{exc.strerror or exc}; nothing was published") from None
         except Exception as exc:
             text = str(exc).strip().splitlines()
             raise ExportError(f"{fmt} export failed: {type(exc).__name__}: "
@@ -210,7 +299,9 @@ def run(args: argparse.Namespace) -> int:
     spec = model.spec
     progress(f"    {spec.arch}, {len(spec.class_names)} classes, epoch {state.get('epoch')}, "
              f"input {spec.input_size}x{spec.input_size}")
-    check_output_dir(out)
+    check_output_dir(out, ckpt)
+    for stale in remove_stale_staging(out):
+        progress(f"    removed {stale} (left by an export that was killed)")
     staging = make_staging(out)
     try:
         files = export_formats(model, staging, args.formats, args.opset)
@@ -249,7 +340,11 @@ def run(args: argparse.Namespace) -> int:
             "source": source_record(ckpt, state),
             "parity": report,
         }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        try:
+            (staging / MANIFEST).write_text(json.dumps(finite_or_null(manifest), indent=2, allow_nan=False) + "\n")
+        except OSError as exc:
+            raise ExportError(f"cannot write {MANIFEST} (staged in {staging}): "
+                              f"{exc.strerror or exc}; nothing was published") from None
         names = [FILES[f] for f in files] + [MANIFEST]
         progress(f"[publish] {out}")
         try:

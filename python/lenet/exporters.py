@@ -41,10 +41,20 @@ def example_input(model: torch.nn.Module) -> torch.Tensor:
     return torch.zeros(EXAMPLE_BATCH, 1, size, size)
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Every format is serialized in memory (a LeNet is ~250 kB) and written here by Python: a
+    full disk then raises an OSError naming the file. torch's own zip writer, given a path, throws
+    from its destructor on a failed write, which aborts the process (std::terminate)."""
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def write_torchscript(model: torch.nn.Module, path: Path) -> None:
     with quiet_torch_deprecations(), torch.no_grad():
         traced = torch.jit.trace(model.eval(), example_input(model), check_trace=False)
-        torch.jit.save(traced, str(path), _extra_files={SPEC_KEY: model.spec.to_json()})
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf, _extra_files={SPEC_KEY: model.spec.to_json()})
+    write_bytes(path, buf.getvalue())
 
 
 def write_onnx(model: torch.nn.Module, path: Path, opset: int = DEFAULT_OPSET) -> None:
@@ -67,8 +77,7 @@ def write_onnx(model: torch.nn.Module, path: Path, opset: int = DEFAULT_OPSET) -
     custom = sorted({n.domain for n in proto.graph.node if n.domain not in ("", "ai.onnx")})
     if custom:
         raise ValueError(f"the ONNX graph uses non-standard operator domains: {', '.join(custom)}")
-    with open(path, "wb") as f:
-        f.write(proto.SerializeToString())
+    write_bytes(path, proto.SerializeToString())
 
 
 def write_pt2(model: torch.nn.Module, path: Path) -> None:
@@ -76,7 +85,9 @@ def write_pt2(model: torch.nn.Module, path: Path) -> None:
     with torch.no_grad():
         program = torch.export.export(model.eval(), (example_input(model),),
                                       dynamic_shapes={"x": {0: batch}}, strict=False)
-    torch.export.save(program, str(path), extra_files={SPEC_KEY: model.spec.to_json()})
+    buf = io.BytesIO()
+    torch.export.save(program, buf, extra_files={SPEC_KEY: model.spec.to_json()})
+    write_bytes(path, buf.getvalue())
 
 
 WRITERS = {"torchscript": write_torchscript, "onnx": write_onnx, "pt2": write_pt2}
