@@ -11,15 +11,27 @@ processed) or a camera stopped; 2 nothing could be processed (bad arguments, mod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..paths import OutputError, check_output_dir, check_output_file, missing_reason, same_file, write_output
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+# Larger images are refused, not read: finding digits costs time and memory in proportion to the
+# pixels (a 20000x20000 page took minutes and 7.6 GB), and a 600 dpi A4 scan is 35 megapixels.
+MAX_MEGAPIXELS = 50
+# Decoder messages that mean the file is damaged (libjpeg, libpng, libtiff, OpenCV); other
+# messages (e.g. libpng's "known incorrect sRGB profile") are passed through to stderr.
+CORRUPTION_WORDS = ("corrupt", "premature end", "truncat", "error", "invalid", "bad ", "crc")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap", type=float, default=ReaderOptions().gap, metavar="F",
                    help="a space wider than F x digit height splits numbers (default %(default)s)")
     p.add_argument("--loop", action="store_true", help="live --video: start again at the end")
-    p.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     p.add_argument("--save-dir", default=".", metavar="DIR", help="where the s key saves (default .)")
     p.add_argument("--no-crops", action="store_true", help="do not draw the 28x28 crops")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-image lines")
@@ -83,13 +95,58 @@ def _err(msg: str) -> None:
     tqdm.write(f"lenet-digits: error: {msg}", file=sys.stderr)  # keeps a progress bar intact
 
 
+@contextlib.contextmanager
+def decoder_messages():
+    """Collect what the image libraries print on file descriptor 2 while decoding: libjpeg only
+    *warns* about a truncated or damaged file ("Premature end of JPEG file") and OpenCV then returns
+    the partly decoded page, so the warning is the only sign that the page is incomplete."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines += capture.read().decode(errors="replace").splitlines()
+
+
+def too_large(width: int, height: int) -> ValueError:
+    return ValueError(f"too large to read ({width}x{height} pixels, the limit is {MAX_MEGAPIXELS} "
+                      "megapixels): scale it down first (digits 30 to 100 px tall read best)")
+
+
+def check_image_size(path: Path) -> None:
+    """Refuse a huge image from its header, before decoding it. Pillow reads the header; a format
+    it does not know is checked after decoding (OpenCV's own limit is 2^30 pixels)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DecompressionBombWarning: the size check is ours
+        try:
+            with Image.open(path) as im:
+                width, height = im.size
+        except Image.DecompressionBombError:  # past Pillow's own limit (~179 MP): huge
+            raise ValueError(f"too large to read (over {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} "
+                             f"megapixels, the limit is {MAX_MEGAPIXELS}): scale it down first") from None
+        except Exception:  # noqa: BLE001 - unknown to Pillow: OpenCV may still read it
+            return
+    if width * height > MAX_MEGAPIXELS * 1e6:
+        raise too_large(width, height)
+
+
 def read_image(path: str) -> np.ndarray:
     """Decode an image file; ValueError with a reason a person understands."""
     import cv2
 
     p = Path(path)
     if not p.exists():
-        raise ValueError("no such file")
+        raise ValueError(missing_reason(p))
     if p.is_dir():
         raise ValueError("is a directory, not an image")
     if p.stat().st_size == 0:
@@ -98,9 +155,19 @@ def read_image(path: str) -> np.ndarray:
         data = np.fromfile(p, np.uint8)
     except OSError as exc:
         raise ValueError(f"cannot read ({exc.strerror})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    check_image_size(p)
+    with decoder_messages() as messages:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    damage = [m for m in messages if any(w in m.lower() for w in CORRUPTION_WORDS)]
+    for line in messages:
+        if line not in damage:
+            print(line, file=sys.stderr)
     if image is None or image.size == 0:
-        raise ValueError("cannot decode: corrupt or not an image")
+        raise ValueError("cannot decode: corrupt or not an image" + (f" ({damage[0].strip()})" if damage else ""))
+    if damage:
+        raise ValueError(f"corrupt image, refused rather than read in part ({damage[0].strip()})")
+    if image.shape[0] * image.shape[1] > MAX_MEGAPIXELS * 1e6:  # a format Pillow did not know
+        raise too_large(image.shape[1], image.shape[0])
     return image
 
 
@@ -119,10 +186,13 @@ def run_images(args, reader, model_info) -> int:
     from .render import annotate
 
     out_dir = None
-    if args.out:
-        if len(args.images) > 1 or not Path(args.out).suffix.lower() in IMAGE_SUFFIXES:
-            out_dir = Path(args.out)
+    if args.out and out_is_dir(args):
+        out_dir = Path(args.out)
+        try:
             out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _err(f"--out {out_dir}: cannot create it ({exc.strerror or exc})")
+            return 2
     items, errors = [], []
     many = len(args.images) > 1
     for path in _progress(args.images, len(args.images), "images", args.quiet or not many):
@@ -139,21 +209,63 @@ def run_images(args, reader, model_info) -> int:
             tqdm_write(f"{path}: {numbers}")
         if args.out:
             target = out_dir / f"{Path(path).stem}.annotated.png" if out_dir else Path(args.out)
-            if not cv2.imwrite(str(target), annotate(image, result, crops=not args.no_crops)):
-                _err(f"{target}: cannot write the annotated image")
-    _write_json(args.json, model_info, items, errors)
+            ok, png = cv2.imencode(Path(target).suffix or ".png",
+                                   annotate(image, result, crops=not args.no_crops))
+            try:
+                if not ok:
+                    raise OutputError(f"cannot encode the annotated image as {target}")
+                write_output(target, png.tobytes(), "annotated image")
+            except OutputError as exc:
+                _err(str(exc))
+                errors.append({"source": path, "error": str(exc)})
+    if not _write_json(args.json, model_info, items, errors):
+        return 2 if not items else 1
     if not items:
         return 2
     return 1 if errors else 0
 
 
-def _write_json(path: str | None, model_info: dict, items: list, errors: list) -> None:
+def out_is_dir(args) -> bool:
+    """--out with images: a directory for several images or a name without an image suffix."""
+    return len(args.images) > 1 or Path(args.out).suffix.lower() not in IMAGE_SUFFIXES
+
+
+def check_outputs(args) -> None:
+    """Refuse, before the model loads and anything is read, an output that would replace an input
+    (an image, the video, the model) or cannot be written. Raises OutputError."""
+    inputs = [*args.images, *([args.video] if args.video is not None else []), args.model]
+    if args.json:
+        check_output_file(args.json, inputs, "--json")
+    if args.out and args.images and out_is_dir(args):
+        out_dir = check_output_dir(args.out, "--out")
+        targets = [out_dir / f"{Path(p).stem}.annotated.png" for p in args.images]
+        for target, source in zip(targets, args.images):
+            if targets.count(target) > 1:
+                raise OutputError(f"--out {out_dir}: several inputs named {Path(source).stem}.* "
+                                  f"would all be written to {target}")
+            if out_dir.is_dir():
+                check_output_file(target, inputs, "--out")
+    elif args.out:
+        check_output_file(args.out, inputs, "--out")
+    if args.json and args.out and same_file(args.json, args.out):
+        raise OutputError(f"--json and --out are the same file ({args.out})")
+    if args.save_dir != "." and args.images == [] and not args.headless:
+        check_output_dir(args.save_dir, "--save-dir")
+
+
+def _write_json(path: str | None, model_info: dict, items: list, errors: list) -> bool:
+    """Write the results (atomically: a full disk leaves no half file); False after an error."""
     if not path:
-        return
+        return True
     doc = {"model": model_info, "items": items}
     if errors:
         doc["errors"] = errors
-    Path(path).write_text(json.dumps(doc, indent=1))
+    try:
+        write_output(path, json.dumps(doc, indent=1), "--json")
+    except OutputError as exc:
+        _err(str(exc))
+        return False
+    return True
 
 
 def open_capture(args):
@@ -230,7 +342,8 @@ def run_stream_headless(args, reader, model_info, cap, name: str, is_camera: boo
             writer.release()
         cap.release()
     elapsed = time.perf_counter() - start
-    _write_json(args.json, model_info, items, [])
+    if not _write_json(args.json, model_info, items, []):
+        status = 1
     if index == 0:
         _err(f"{name}: no frame could be read")
         return 2
@@ -250,8 +363,17 @@ def main(argv: list[str] | None = None) -> int:
         parser_error = f"--min-confidence must be in [0, 1], got {args.min_confidence}"
     elif args.out and (args.video is not None or args.camera is not None) and not args.headless:
         parser_error = "--out with --video/--camera needs --headless (the live window shows the result)"
+    elif not (math.isfinite(args.gap) and args.gap > 0):
+        parser_error = f"--gap must be a positive number (x digit height), got {args.gap}"
+    elif args.max_frames is not None and args.max_frames < 1:
+        parser_error = f"--max-frames must be at least 1, got {args.max_frames}"
     if parser_error:
         _err(parser_error)
+        return 2
+    try:
+        check_outputs(args)
+    except OutputError as exc:
+        _err(str(exc))
         return 2
 
     from .classify import ModelLoadError, load_classifier
@@ -306,10 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         status = run_live(cap, reader, name=name, is_camera=is_camera, loop=args.loop,
                           save_dir=Path(args.save_dir), model=model_info,
                           on_frame=(lambda r: items.append(r.to_json())) if args.json else None,
-                          max_frames=args.max_frames, crops=not args.no_crops)
+                          max_frames=args.max_frames or 0, crops=not args.no_crops)
     finally:
         cap.release()
-    _write_json(args.json, model_info, items, [])
+    if not _write_json(args.json, model_info, items, []):
+        status = status or 1
     return status
 
 
