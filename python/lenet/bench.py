@@ -259,11 +259,46 @@ def run_cpu(args: argparse.Namespace) -> list[Row]:
           f"({2 * macs * 1e-6:.3f} MFLOP; % sgemm = 2*MACs*images/s / matmul rate)")
     print_table(rows)
     if args.json:
-        Path(args.json).write_text(json.dumps({
+        from .paths import write_output
+
+        write_output(args.json, json.dumps({
             "machine": cpu_name(), "logical_cpus": os.cpu_count(), "threads": threads,
             "isa": engine.isa, "sgemm_gflops": gflops, "sgemm": how, "arch": spec.arch,
-            "macs_per_image": macs, "rows": [asdict(r) for r in rows]}, indent=2))
+            "macs_per_image": macs, "rows": [asdict(r) for r in rows]}, indent=2), "--json")
     return rows
+
+
+def batch_sizes(text: str) -> list[int]:
+    """--batch-sizes: positive integers (a batch of 0 crashes OpenCV DNN with SIGFPE)."""
+    try:
+        sizes = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be at least 1, got {text!r}")
+    return sizes
+
+
+def check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Everything that can be refused before minutes of timing start (exit status 2)."""
+    import math
+
+    from .paths import OutputError, check_output_file, missing_reason
+
+    artifact = Path(args.artifact)
+    if not artifact.exists():
+        ap.error(f"{artifact}: {missing_reason(artifact)}")
+    if not (artifact / "manifest.json").is_file():
+        ap.error(f"{args.artifact}: not an artifact directory (no manifest.json); run lenet-export")
+    if args.threads is not None and not 1 <= args.threads <= 1024:
+        ap.error(f"--threads must be in 1..1024, got {args.threads}")
+    if not (math.isfinite(args.seconds) and args.seconds > 0):
+        ap.error(f"--seconds must be a positive number, got {args.seconds}")
+    if args.json:
+        try:
+            check_output_file(args.json, [*artifact.iterdir()], "--json")
+        except OutputError as exc:
+            ap.error(str(exc))
 
 
 def print_table(rows: list[Row], fraction_label: str = "% sgemm") -> None:
@@ -293,8 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                     "ratio to the best peer and the fraction of this machine's measured FP32 "
                     "matmul rate. A benchmark: run it on a quiet machine.")
     ap.add_argument("artifact", help="artifact directory written by lenet-export")
-    ap.add_argument("--batch-sizes", default="1,16,256,4096",
-                    type=lambda s: [int(v) for v in s.split(",") if v],
+    ap.add_argument("--batch-sizes", default="1,16,256,4096", type=batch_sizes,
                     help="comma-separated batch sizes (default 1,16,256,4096; with --device cuda "
                          "1,256,4096,65536)")
     ap.add_argument("--threads", type=int, default=None, help="thread budget (default: all CPUs)")
@@ -304,8 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                          "CUDA provider (needs a GPU)")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args(argv)
-    if not Path(args.artifact, "manifest.json").is_file():
-        ap.error(f"{args.artifact}: not an artifact directory (no manifest.json); run lenet-export")
+    check_args(ap, args)
     if args.device == "cuda":
         try:
             from . import bench_cuda
@@ -314,7 +347,14 @@ def main(argv: list[str] | None = None) -> int:
                   "which this installation does not have", file=sys.stderr)
             return 2
         return int(bench_cuda.run(args) or 0)
-    run_cpu(args)
+    from .artifacts import ArtifactError
+    from .paths import OutputError
+
+    try:
+        run_cpu(args)
+    except (ArtifactError, OutputError) as exc:  # a tampered artifact, a disk that filled up
+        print(f"lenet-bench: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
