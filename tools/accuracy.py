@@ -70,7 +70,10 @@ def main() -> int:
     for name, seed in [(n, s) for n in (args.only or list(RECIPES)) for s in args.seeds]:
         target, recipe = RECIPES[name]
         run = f"{name}-seed{seed}"
-        argv = [*recipe, "--seed", str(seed), "--out", str(out / run), "--quiet", "--device", "cpu"]
+        # --force: a re-run replaces this tool's own earlier run of the recipe (lenet-train
+        # refuses to overwrite a run without it).
+        argv = [*recipe, "--seed", str(seed), "--out", str(out / run), "--quiet", "--device", "cpu",
+                "--force"]
         if args.data_dir:
             argv += ["--data-dir", args.data_dir]
         t0 = time.perf_counter()

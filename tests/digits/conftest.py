@@ -48,7 +48,8 @@ def train_digit_model(path: Path) -> None:
     out = path.parent / f"{path.stem}-run"
     argv = ["--arch", RECIPE["arch"], "--dataset", "mnist-sample", "--epochs", str(RECIPE["epochs"]),
             "--batch-size", str(RECIPE["batch_size"]), "--lr", str(RECIPE["lr"]), "--seed", str(RECIPE["seed"]),
-            "--rubbish", str(RECIPE["rubbish"]), "--device", "cpu", "--quiet", "--out", str(out)]
+            "--rubbish", str(RECIPE["rubbish"]), "--device", "cpu", "--quiet", "--out", str(out),
+            "--force"]  # a run left by an interrupted session is replaced, not refused
     if RECIPE["augment"]:
         argv.append("--augment")
     train(parse_args(argv))
