@@ -315,10 +315,18 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("small_batch_limit", &CpuEngine::small_batch_limit)
       .def_property_readonly("num_classes", [](const CpuEngine& e) { return e.model().num_classes; })
       .def_property_readonly("input_size", [](const CpuEngine& e) { return e.model().input_size; });
+  // The CUDA kernels' tanh (phases.h), elementwise on the host, for its accuracy test.
+  m.def("cuda_tanh_approx", [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+    py::array_t<float> out(x.request().shape);
+    const float* src = x.data();
+    float* dst = out.mutable_data();
+    for (py::ssize_t i = 0; i < x.size(); ++i) dst[i] = lenet::cuda::tanh_approx(src[i]);
+    return out;
+  });
   // Runs the CUDA kernels' programs on the CPU (tests prove the kernel logic with it).
   m.def("emulate_cuda_scores",
         [](const py::dict& spec, const py::dict& weights, py::array_t<uint8_t> connected,
-           const py::array& x, bool reverse, int64_t chunk) {
+           const py::array& x, bool reverse, int64_t chunk, int head_images) {
           const Model model = make_model(spec, weights, connected);
           const lenet::InputBatch b = host_batch(x, model);
           py::array_t<float> out({b.n, int64_t(model.num_classes)});
@@ -329,13 +337,13 @@ PYBIND11_MODULE(_core, m) {
             bad = lenet::cuda::emulate_scores(model, b, out.mutable_data(),
                                               reverse ? lenet::cuda::ThreadOrder::Reverse
                                                       : lenet::cuda::ThreadOrder::Forward,
-                                              chunk);
+                                              chunk, head_images);
           }
           raise_bad(bad);
           return out;
         },
         py::arg("spec"), py::arg("weights"), py::arg("c3_connected"), py::arg("x"),
-        py::arg("reverse") = false, py::arg("chunk") = 0);
+        py::arg("reverse") = false, py::arg("chunk") = 0, py::arg("head_images") = 32);
 #ifdef LENET_WITH_CUDA
   py::class_<CudaEngine, std::shared_ptr<CudaEngine>>(m, "CudaEngine")
       .def(py::init([](const py::dict& spec, const py::dict& weights, py::array_t<uint8_t> connected) {

@@ -23,10 +23,10 @@ IMAGES[::3] = np.where(RNG.random((len(IMAGES[::3]), 28, 28)) < 0.8, 0, 255)  # 
 SIZES = [1, 2, 3, 5, 31, 33, 67, 140]
 
 
-def emulate(model, x, reverse: bool = False, chunk: int = 0) -> np.ndarray:
+def emulate(model, x, reverse: bool = False, chunk: int = 0, head_images: int = 32) -> np.ndarray:
     spec_dict, weights, connected = model_arrays(model.spec, model.state_dict())
     return _core.emulate_cuda_scores(spec_dict, weights, connected, np.ascontiguousarray(x),
-                                     reverse=reverse, chunk=chunk)
+                                     reverse=reverse, chunk=chunk, head_images=head_images)
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,12 @@ def setup(arch):
     return model, cpu, ref
 
 
+@pytest.mark.parametrize("head_images", [32, 16])
 @pytest.mark.parametrize("n", SIZES)
-def test_uint8_matches_cpu_and_float64(setup, n):
+def test_uint8_matches_cpu_and_float64(setup, n, head_images):
+    """Both head tiles (32 images; 16 when the batch would not fill the GPU)."""
     model, cpu, ref = setup
-    got = emulate(model, IMAGES[:n])
+    got = emulate(model, IMAGES[:n], head_images=head_images)
     assert_scores_close(got, cpu.scores(IMAGES[:n]).astype(np.float64), rtol=1e-5)
     assert_scores_close(got, ref[:n], rtol=1e-5)
 
@@ -63,11 +65,30 @@ def test_uint8_at_model_input_size(setup):
     assert_scores_close(got, reference_scores(model, normalize(raw, model.spec)), rtol=1e-5)
 
 
+def test_squash_tanh_against_float64():
+    """The kernels' branch-free tanh (phases.h tanh_approx) over every 64th float32 in [0, 9.5]
+    (17M values) and the special values: within 1e-6 relative of float64 tanh, exactly odd."""
+    top = np.float32(9.5).view(np.int32)
+    x = np.arange(0, top, 64, dtype=np.int32).view(np.float32)
+    got = _core.cuda_tanh_approx(x)
+    ref = np.tanh(x.astype(np.float64))
+    # relative to |tanh x|, floored at the smallest normal float (subnormals carry fewer bits)
+    rel = np.abs(got - ref) / np.maximum(np.abs(ref), np.finfo(np.float32).tiny)
+    assert rel.max() <= 1e-6, f"max relative error {rel.max():.2e} at x = {x[rel.argmax()]!r}"
+    assert np.array_equal(_core.cuda_tanh_approx(-x), -got)
+    special = _core.cuda_tanh_approx(np.array([np.inf, -np.inf, np.nan, 0.0, -0.0], np.float32))
+    assert abs(special[0] - 1) < 1e-6 and abs(special[1] + 1) < 1e-6
+    assert np.isnan(special[2])  # a NaN activation stays NaN through the squash
+    assert special[3] == 0 and np.signbit(special[4])
+
+
 def test_no_race_between_threads_of_a_phase(setup):
     """Running every phase's threads in reverse order gives bit-identical scores: no phase reads
     what another thread writes in the same phase (a missing barrier would show here)."""
     model, _, _ = setup
-    assert np.array_equal(emulate(model, IMAGES[:37]), emulate(model, IMAGES[:37], reverse=True))
+    for tile in (32, 16):
+        assert np.array_equal(emulate(model, IMAGES[:37], head_images=tile),
+                              emulate(model, IMAGES[:37], reverse=True, head_images=tile))
 
 
 def test_nan_input_is_reported(setup):
@@ -113,13 +134,14 @@ def test_spec_variants(spec_changes):
     assert_scores_close(got, reference_scores(model, normalize(IMAGES[:35], spec)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("head_images", [32, 16])
 @pytest.mark.parametrize("classes", [3, 17, 150])
-def test_linear_head_widths(classes):
+def test_linear_head_widths(classes, head_images):
     """≤ 16 classes: one unit per thread; more: 8 per thread in blocks of 128 units."""
     names = tuple(f"c{i}" for i in range(classes))
     model = build_model("lenet-relu", class_names=names).eval()
     cpu = lenet_ext.from_state_dict(model.spec, model.state_dict())
-    got = emulate(model, IMAGES[:34])
+    got = emulate(model, IMAGES[:34], head_images=head_images)
     assert got.shape == (34, classes)
     assert_scores_close(got, cpu.scores(IMAGES[:34]).astype(np.float64), rtol=1e-5)
 

@@ -139,6 +139,7 @@ struct CudaEngine::Impl {
   PackedModel packed;
   HeadParams head{};
   int device = 0;
+  int multiprocessors = 1;  // chooses the head's tile (head_tile_images)
   std::string name;
   std::mutex mu;
   DeviceBuffer w_c5, w_c5b, w_f6, w_f6b, w_out, w_outb;  // weights, uploaded once
@@ -158,7 +159,7 @@ struct CudaEngine::Impl {
   void run(const InputView& in, DeviceBuffer& s4_buf, float* scores, int* bad, cudaStream_t s) {
     float* s4 = static_cast<float*>(s4_buf.get(size_t(in.n) * kS4Len * sizeof(float)));
     launch_fused_subsample(packed.sub, in, s4, bad, s);
-    launch_fused_rbf(head, s4, in.n, scores, s);
+    launch_fused_rbf(head, s4, in.n, scores, multiprocessors, s);
   }
 };
 
@@ -176,6 +177,7 @@ CudaEngine::CudaEngine(Model model) : impl_(std::make_unique<Impl>()) {
   cudaDeviceProp prop{};
   LENET_CUDA_CHECK(cudaGetDeviceProperties(&prop, m.device));
   m.name = prop.name;
+  m.multiprocessors = prop.multiProcessorCount;
   m.model = std::move(model);
   m.packed = pack_model(m.model);  // validates
   m.head = m.packed.head;

@@ -122,10 +122,23 @@ void poison(T& sh) {
   std::fill(p, p + sizeof(T) / sizeof(float), std::numeric_limits<float>::quiet_NaN());
 }
 
+// The head's grid for one launch, with the tile and output width the engine would launch.
+template <int OutU, int Images>
+void emulate_head(const HeadParams& head, const float* s4, int64_t n, float* out, ThreadOrder order) {
+  auto sh = std::make_unique<HeadShared<Images>>();
+  for (int64_t blk = 0; blk < head_blocks(n, Images); ++blk) {
+    poison(*sh);
+    HostExec<HeadRegs<Images>> ex(head_threads(Images), order);
+    head_program<OutU>(ex, head, s4, n, blk * Images, *sh, out);
+  }
+}
+
 }  // namespace
 
 int64_t emulate_scores(const Model& model, const InputBatch& batch, float* scores,
-                       ThreadOrder order, int64_t chunk) {
+                       ThreadOrder order, int64_t chunk, int head_images) {
+  if (head_images != kHeadImages && head_images != kHeadSmallImages)
+    throw std::invalid_argument("head tile must be 16 or 32 images");
   const int64_t total = batch.n;
   if (total <= 0) return -1;
   if (batch.size != model.input_size && !(batch.u8 && batch.size == 28))
@@ -137,7 +150,6 @@ int64_t emulate_scores(const Model& model, const InputBatch& batch, float* score
   const size_t px = size_t(batch.size) * batch.size;
   int first_bad = INT_MAX;  // shared by the launches, as the engine's device flag is
   auto sub_sh = std::make_unique<SubShared>();
-  auto head_sh = std::make_unique<HeadShared>();
   std::vector<float> s4;
   for (int64_t base = 0; base < total; base += chunk) {
     const int64_t n = std::min(chunk, total - base);
@@ -151,11 +163,13 @@ int64_t emulate_scores(const Model& model, const InputBatch& batch, float* score
       subsample_program(ex, pk.sub, in, blk * kSubImages, *sub_sh, s4.data(), &first_bad);
     }
     float* out = scores + base * model.num_classes;
-    for (int64_t blk = 0; blk < head_blocks(n); ++blk) {
-      poison(*head_sh);
-      HostExec<HeadRegs> ex(kHeadThreads, order);
-      head_program(ex, head, s4.data(), n, blk * kHeadImages, *head_sh, out);
-    }
+    const bool small = head_images == kHeadSmallImages;
+    if (head.out_u == 1)
+      small ? emulate_head<1, kHeadSmallImages>(head, s4.data(), n, out, order)
+            : emulate_head<1, kHeadImages>(head, s4.data(), n, out, order);
+    else
+      small ? emulate_head<kHeadU, kHeadSmallImages>(head, s4.data(), n, out, order)
+            : emulate_head<kHeadU, kHeadImages>(head, s4.data(), n, out, order);
   }
   return first_bad == INT_MAX ? -1 : first_bad;
 }

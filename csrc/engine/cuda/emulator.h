@@ -25,7 +25,7 @@ HeadParams host_head_params(const PackedModel& packed);
 
 // Grid sizes of the two kernels for n images.
 inline int64_t subsample_blocks(int64_t n) { return (n + kSubImages - 1) / kSubImages; }
-inline int64_t head_blocks(int64_t n) { return (n + kHeadImages - 1) / kHeadImages; }
+inline int64_t head_blocks(int64_t n, int images) { return (n + images - 1) / images; }
 
 enum class ThreadOrder { Forward, Reverse };
 
@@ -33,7 +33,10 @@ enum class ThreadOrder { Forward, Reverse };
 // a NaN/Inf float pixel, or -1. `order` runs each phase's threads backwards: a phase whose result
 // depends on thread order (a missing barrier) gives different scores.
 // `chunk` > 0 splits the batch into launches of that many images, as the CUDA engine does.
+// `head_images`: the head's tile, kHeadImages or kHeadSmallImages (the engine picks it per launch
+// from the GPU's size: head_tile_images).
 int64_t emulate_scores(const Model& model, const InputBatch& batch, float* scores,
-                       ThreadOrder order = ThreadOrder::Forward, int64_t chunk = 0);
+                       ThreadOrder order = ThreadOrder::Forward, int64_t chunk = 0,
+                       int head_images = kHeadImages);
 
 }  // namespace lenet::cuda

@@ -12,8 +12,9 @@ namespace lenet::cuda {
 void launch_fused_subsample(const SubsampleParams& p, const InputView& in, float* s4,
                             int* first_bad, cudaStream_t stream);
 
-// Scores [n][classes] from the S4 activations.
+// Scores [n][classes] from the S4 activations; the tile size (head_tile_images) depends on the
+// device's multiprocessor count.
 void launch_fused_rbf(const HeadParams& p, const float* s4, int64_t n, float* scores,
-                      cudaStream_t stream);
+                      int multiprocessors, cudaStream_t stream);
 
 }  // namespace lenet::cuda

@@ -17,8 +17,10 @@
 
 #ifdef __CUDACC__
 #define LENET_HD __host__ __device__ __forceinline__
+#define LENET_HDC __host__ __device__ constexpr
 #else
 #define LENET_HD inline
+#define LENET_HDC constexpr
 #endif
 #ifdef __CUDA_ARCH__  // the device pass only: host compilers do not know the pragma
 #define LENET_UNROLL _Pragma("unroll")
@@ -34,7 +36,7 @@
 
 namespace lenet::cuda {
 
-// ---- fixed geometry (DESIGN.md §3) ------------------------------------------------------------
+// ---- fixed geometry (LeNet-5's layers, python/lenet/spec.py) -----------------------------------
 constexpr int kFrame = 32;                    // C1 input frame: input_size + 2*c1_padding
 constexpr int kFramePix = kFrame * kFrame;
 constexpr int kMaps1 = 6, kS2 = 14, kS2Pix = kS2 * kS2;        // S2: 6@14x14
@@ -66,17 +68,19 @@ enum : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
 //   Each thread has 4-20 independent accumulator chains, so ~40 % occupancy hides the latency of
 //   the shared loads; more images per block would not raise occupancy (shared memory grows with
 //   them).
-// fused_rbf (the head): one block = kHeadImages (32) images, kHeadThreads (256) threads; each
-//   thread owns a 2-image x 8-unit register tile (C5, F6 and wide linear heads; 1 unit for <= 16
-//   classes). The weights (C5 alone is 192 KB: too big for constant memory, and read per unit,
-//   not uniformly) are streamed through shared memory in chunks of 20-28 inputs, so each weight
-//   read from global memory (L2-resident: ~270 KB in all) serves 32 images. Per 4 inputs a thread
-//   issues 2 activation loads (broadcasts) and 8 weight loads, all 128-bit, for 64 FMAs: the same
-//   >= 4 FMAs per shared load as the subsampling kernel. Shared: 32x20 activation chunk + 28x128
-//   weight chunk + C5 and F6 outputs of 32 images = 43 KB static; ptxas: 61-86 registers/thread,
-//   so 3 blocks (768 threads) per SM on sm_80/90, 2 on sm_86/89/120, 1 on sm_75. The head is
-//   ~20 % of the model's MACs, so its lower occupancy costs less than smaller tiles (more weight
-//   traffic per image) would.
+// fused_rbf (the head): one block = kHeadImages (32) images and kHeadThreads (256) threads, or
+//   16 images and 128 threads when 32-image tiles would give the GPU fewer than 2 blocks per SM
+//   (head_tile_images); each thread owns a 2-image x 8-unit register tile (C5, F6 and wide
+//   linear heads; 1 unit for <= 16 classes). The weights (C5 alone is 192 KB: too big for
+//   constant memory, and read per unit, not uniformly) are streamed through shared memory in
+//   double-buffered chunks of 20-28 inputs, so each weight read from global memory (L2-resident:
+//   ~270 KB in all) serves the tile's images, and the next chunk is in flight while the current
+//   one is accumulated (one barrier per chunk). Per 4 inputs a thread issues 2 activation loads
+//   (broadcasts) and 8 weight loads, all 128-bit, for 64 FMAs: the same >= 4 FMAs per shared
+//   load as the subsampling kernel. Shared: 2 weight chunks of 28x128 + one layer's activations
+//   at a time (the S4 chunks, C5 or F6 outputs) = 44,032 B static for 32 images (36,352 B for 16).
+//   The head is ~20 % of the model's MACs, so its lower occupancy costs less than smaller tiles
+//   (more weight traffic per image) would, once the grid fills the GPU.
 constexpr int kSubImages = 4;
 constexpr int kSubThreads = 320;  // = C3 items: 16 maps x 4 images x 5 S4 rows
 constexpr int kHeadImages = 32;
@@ -141,9 +145,38 @@ struct InputView {
 
 // ---- helpers --------------------------------------------------------------------------------
 
+// tanh(x) for the squash, branch-free: x * P(x^2) / Q(x^2), an odd [11/6] rational minimax
+// approximation on [-9, 9] (fitted for this engine by Lawson-weighted least squares on relative
+// error: 5.9e-8 in exact arithmetic, within 3.5e-7 relative in float32; tests check 1e-6 over 17M
+// floats), x clamped to that range (beyond it float32 tanh is 1 to within 3e-8). Costs 2 compares,
+// 10 FMAs and one division (on the GPU div.approx: MUFU.RCP + FMUL, 2 ulp for Q in [1, 316]),
+// where CUDA's tanhf costs 2 MUFU and 3 branches. The compares keep NaN as NaN (fminf/fmaxf
+// would turn it into +-1).
+constexpr float kTanhClamp = 9.0f;
+LENET_HD float tanh_approx(float x) {
+  x = x > kTanhClamp ? kTanhClamp : x;
+  x = x < -kTanhClamp ? -kTanhClamp : x;
+  const float s = x * x;
+  float p = 1.8255425361723102e-11f;
+  p = p * s - 1.2780520085938197e-08f;
+  p = p * s + 9.267451669042167e-06f;
+  p = p * s + 0.0029207656375911354f;
+  p = p * s + 0.12919232156434432f;
+  p = p * s + 0.9999999411706855f;
+  float q = 0.0002281006982009035f;
+  q = q * s + 0.023763184759510298f;
+  q = q * s + 0.4625251602175724f;
+  q = q * s + 1.0f;
+#ifdef __CUDA_ARCH__
+  return __fdividef(x * p, q);
+#else
+  return (x * p) / q;
+#endif
+}
+
 LENET_HD float squash(int act, float amp, float slope, float add, float a) {
   if (act == kActRelu) return a > 0.f ? a : 0.f;
-  return add + amp * tanhf(slope * a);
+  return add + amp * tanh_approx(slope * a);
 }
 
 LENET_HD float max2(float a, float b) { return a > b ? a : b; }
@@ -328,18 +361,61 @@ LENET_HD void subsample_program(Exec& ex, const SubsampleParams& p, const InputV
 // ================================================================================================
 // fused_rbf: S4 -> C5 -> squash -> F6 -> squash -> RBF distances (or linear), scores only
 // ================================================================================================
+//
+// The weights stream through shared memory in chunks (20 S4 inputs x 128 C5 units, 24 x 128 for
+// F6, 28 x 16|128 for the output layer). Chunks are double-buffered: the phase that accumulates
+// chunk c from buffer c%2 first issues the loads of chunk c+1 into buffer (c+1)%2, so their L2
+// latency hides behind the FMAs, and one barrier per chunk suffices (a phase reads one buffer and
+// writes the other; the barrier orders both for the next phase). On sm_80+ the copy is cp.async
+// (global -> shared without registers, completed before the barrier); elsewhere, and in the
+// emulator, the loads go to registers at the start of the phase and are stored to shared at its
+// end (stage_issue / stage_commit).
 
-// 16-byte aligned so activations (4 inputs) and weights (4 units) are single 128-bit loads.
+// Threads of a head block with Images images: each thread owns 2 images x up to 8 units.
+LENET_HDC int head_threads(int images) { return images / 2 * kHeadUnitGroups; }
+constexpr int kHeadSmallImages = 16;  // tile for batches too small to fill the GPU with 32s
+static_assert(head_threads(kHeadImages) == kHeadThreads, "the 32-image tile has 256 threads");
+
+// 32-image tiles unless that leaves the GPU with fewer than 2 blocks per SM (n/32 < 2 x SMs): then
+// 16-image tiles, which double the blocks at the price of reading each weight chunk for 16 images.
+inline int head_tile_images(int64_t n, int multiprocessors) {
+  return (n + kHeadImages - 1) / kHeadImages < 2 * int64_t(multiprocessors) ? kHeadSmallImages
+                                                                             : kHeadImages;
+}
+
+constexpr int kC5Chunks = kS4Len / kChunk, kF6Chunks = kC5 / kF6Chunk, kOutChunks = kF6 / kOutChunk;
+static_assert(kC5Chunks * kChunk == kS4Len && kF6Chunks * kF6Chunk == kC5 &&
+                  kOutChunks * kOutChunk == kF6, "chunks tile the layers");
+
+// 16-byte aligned so activations (4 inputs) and weights (4 units) are single 128-bit loads. The
+// activations of one layer at a time share storage: S4 chunks during C5, C5's outputs during F6,
+// F6's outputs during the output layer (each is written only after the barrier that ends the
+// last read of the previous one).
+template <int Images>
 struct HeadShared {
-  alignas(16) float x[kHeadImages][kChunk];  // current chunk of S4 activations
-  alignas(16) float w[kWChunkMax];           // current chunk of weights [rows][cols]
-  alignas(16) float c5[kHeadImages][kC5];
-  alignas(16) float f6[kHeadImages][kF6];
+  alignas(16) float w[2][kWChunkMax];  // weight chunks [rows][cols], double-buffered
+  union Acts {
+    float x[2][Images][kChunk];        // S4 chunks, double-buffered
+    float c5[Images][kC5];
+    float f6[Images][kF6];
+  };
+  alignas(16) Acts a;
 };
 
-// A thread's register tile: 2 images x up to 8 units.
+// float4 copies one thread stages per chunk: the largest chunk (28 x 128 output weights or the
+// C5 chunk: 20 x 128 weights + Images x 20 activations) over the block's threads.
+template <int Images>
+LENET_HDC int head_stage_quads() {
+  constexpr int c5 = kChunk * kC5Pad / 4 + Images * kChunk / 4;
+  constexpr int widest = kWChunkMax / 4 > c5 ? kWChunkMax / 4 : c5;
+  return (widest + head_threads(Images) - 1) / head_threads(Images);
+}
+
+// A thread's registers: its 2-image x up-to-8-unit tile, and the chunk it stages (register path).
+template <int Images>
 struct HeadRegs {
   float acc[2][kHeadU];
+  float stage[head_stage_quads<Images>()][4];
 };
 
 LENET_HD int head_image_group(int tid) { return tid / kHeadUnitGroups; }
@@ -361,13 +437,137 @@ LENET_HD void load4(const float* src, float (&v)[4]) {
   const float4 q = *reinterpret_cast<const float4*>(src);
   v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
 #else
-  if (reinterpret_cast<uintptr_t>(src) % 16 != 0) throw std::logic_error("misaligned 128-bit shared load");
+  if (reinterpret_cast<uintptr_t>(src) % 16 != 0) throw std::logic_error("misaligned 128-bit load");
   for (int i = 0; i < 4; ++i) v[i] = src[i];
 #endif
 }
 
-template <int U>
-LENET_HD void tile_init(HeadRegs& r, const float* bias /* nullable */, int u0, int ug) {
+LENET_HD void store4(float* dst, const float (&v)[4]) {
+#ifdef __CUDA_ARCH__
+  *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+#else
+  if (reinterpret_cast<uintptr_t>(dst) % 16 != 0) throw std::logic_error("misaligned 128-bit store");
+  for (int i = 0; i < 4; ++i) dst[i] = v[i];
+#endif
+}
+
+// The chunks of one block, in order: C5 (kC5Chunks), F6 (kF6Chunks), then kOutChunks per block
+// of output columns (cols = 16 x OutU).
+struct HeadChunk {
+  int layer;  // 0: C5, 1: F6, 2: output
+  int k0, rows, u0;
+  bool last;  // the layer's (or the output column block's) last chunk
+};
+
+template <int OutU>
+LENET_HD HeadChunk head_chunk(int c) {
+  constexpr int cols = kHeadUnitGroups * OutU;
+  if (c < kC5Chunks) return {0, c * kChunk, kChunk, 0, c == kC5Chunks - 1};
+  c -= kC5Chunks;
+  if (c < kF6Chunks) return {1, c * kF6Chunk, kF6Chunk, 0, c == kF6Chunks - 1};
+  c -= kF6Chunks;
+  return {2, (c % kOutChunks) * kOutChunk, kOutChunk, (c / kOutChunks) * cols,
+          c % kOutChunks == kOutChunks - 1};
+}
+
+// Where copy q (a float4) of chunk `ch` goes: chunk rows of weights [k][units] into w[b] and,
+// for C5, the tile's S4 activations into a.x[b]. The shapes are compile-time constants, so the
+// divisions are multiplications. Returns false past the chunk's last copy; rows of images past
+// the batch are not read (valid = false: zeros).
+template <int OutU, int Images>
+LENET_HD bool copy_at(const HeadParams& p, const float* s4, int64_t n, int64_t first,
+                      const HeadChunk& ch, int b, HeadShared<Images>& sh, int q,
+                      const float*& src, float*& dst, bool& valid) {
+  valid = true;
+  if (ch.layer == 0) {
+    constexpr int xq = kChunk / 4, xcopies = Images * xq;
+    if (q < xcopies) {
+      const int img = q / xq, col = 4 * (q % xq);
+      valid = first + img < n;
+      src = valid ? s4 + (first + img) * kS4Len + ch.k0 + col : s4;
+      dst = &sh.a.x[b][img][col];
+      return true;
+    }
+    q -= xcopies;
+    constexpr int wq = kC5Pad / 4;
+    if (q >= kChunk * wq) return false;
+    src = p.c5_wt + (ch.k0 + q / wq) * kC5Pad + 4 * (q % wq);
+    dst = sh.w[b] + 4 * q;
+    return true;
+  }
+  if (ch.layer == 1) {
+    constexpr int wq = kF6Pad / 4;
+    if (q >= kF6Chunk * wq) return false;
+    src = p.f6_wt + (ch.k0 + q / wq) * kF6Pad + 4 * (q % wq);
+    dst = sh.w[b] + 4 * q;
+    return true;
+  }
+  constexpr int wq = kHeadUnitGroups * OutU / 4;  // a block of 16 x OutU output columns
+  if (q >= kOutChunk * wq) return false;
+  src = p.out_wt + (ch.k0 + q / wq) * p.out_pad + ch.u0 + 4 * (q % wq);
+  dst = sh.w[b] + 4 * q;
+  return true;
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define LENET_CP_ASYNC 1
+#endif
+
+// Starts the copy of a chunk: copy q = tid + j * Threads is this thread's j-th.
+template <int OutU, int Images>
+LENET_HD void stage_issue(const HeadParams& p, const float* s4, int64_t n, int64_t first,
+                          const HeadChunk& ch, int b, HeadShared<Images>& sh, int tid,
+                          HeadRegs<Images>& r) {
+  constexpr int T = head_threads(Images);
+  LENET_UNROLL
+  for (int j = 0; j < head_stage_quads<Images>(); ++j) {
+    const float* src;
+    float* dst;
+    bool valid;
+    if (!copy_at<OutU>(p, s4, n, first, ch, b, sh, tid + j * T, src, dst, valid)) break;
+#ifdef LENET_CP_ASYNC
+    // 16 bytes global -> shared through L2 only (.cg); source size 0 fills zeros.
+    const unsigned sdst = unsigned(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sdst), "l"(src),
+                 "r"(valid ? 16 : 0));
+#else
+    if (valid) {
+#ifdef __CUDA_ARCH__
+      const float4 v = __ldg(reinterpret_cast<const float4*>(src));
+      r.stage[j][0] = v.x, r.stage[j][1] = v.y, r.stage[j][2] = v.z, r.stage[j][3] = v.w;
+#else
+      load4(src, r.stage[j]);
+#endif
+    } else {
+      r.stage[j][0] = r.stage[j][1] = r.stage[j][2] = r.stage[j][3] = 0.f;
+    }
+#endif
+  }
+}
+
+// Completes the copy before the phase's barrier.
+template <int OutU, int Images>
+LENET_HD void stage_commit(const HeadParams& p, const float* s4, int64_t n, int64_t first,
+                           const HeadChunk& ch, int b, HeadShared<Images>& sh, int tid,
+                           HeadRegs<Images>& r) {
+#ifdef LENET_CP_ASYNC
+  (void)p, (void)s4, (void)n, (void)first, (void)ch, (void)b, (void)sh, (void)tid, (void)r;
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#else
+  constexpr int T = head_threads(Images);
+  LENET_UNROLL
+  for (int j = 0; j < head_stage_quads<Images>(); ++j) {
+    const float* src;
+    float* dst;
+    bool valid;
+    if (!copy_at<OutU>(p, s4, n, first, ch, b, sh, tid + j * T, src, dst, valid)) break;
+    store4(dst, r.stage[j]);
+  }
+#endif
+}
+
+template <int U, int Images>
+LENET_HD void tile_init(HeadRegs<Images>& r, const float* bias /* nullable */, int u0, int ug) {
   LENET_UNROLL
   for (int j = 0; j < U; ++j) {
     const float b = bias ? bias[u0 + unit_of<U>(ug, j)] : 0.f;
@@ -376,32 +576,12 @@ LENET_HD void tile_init(HeadRegs& r, const float* bias /* nullable */, int u0, i
   }
 }
 
-// Phase stage_weights: copy rows k0..k0+rows-1, columns u0..u0+cols-1 of a transposed weight
-// matrix (row stride ld) into the shared chunk; coalesced along the units.
-LENET_HD void phase_stage_weights(const float* wt, int ld, int k0, int rows, int u0, int cols,
-                                  int tid, HeadShared& sh) {
-  for (int idx = tid; idx < rows * cols; idx += kHeadThreads) {
-    const int kk = idx / cols, u = idx % cols;
-    sh.w[idx] = wt[(k0 + kk) * ld + u0 + u];
-  }
-}
-
-// Phase stage_c5_chunk: the S4 activations k0..k0+19 of the block's 32 images, and C5's weights.
-LENET_HD void phase_stage_c5_chunk(const HeadParams& p, const float* s4, int64_t n, int64_t first,
-                                   int k0, int tid, HeadShared& sh) {
-  for (int idx = tid; idx < kHeadImages * kChunk; idx += kHeadThreads) {
-    const int b = idx / kChunk, kk = idx % kChunk;
-    sh.x[b][kk] = first + b < n ? s4[(first + b) * kS4Len + k0 + kk] : 0.f;
-  }
-  phase_stage_weights(p.c5_wt, kC5Pad, k0, kChunk, 0, kC5Pad, tid, sh);
-}
-
 // Phase accumulate: acc[i][j] += x[image i][k] * w[k][unit j] (or the squared distance) over the
 // chunk's rows (a multiple of 4). x rows have stride x_ld and start at column xk0. Per 4 rows a
 // thread issues 2 activation loads and 4 x (U/4) weight loads (128-bit) for 8U FMAs.
-template <int U, bool Rbf>
+template <int U, bool Rbf, int Images>
 LENET_HD void phase_accumulate(const float* x, int x_ld, int xk0, int rows, int cols, int tid,
-                               const HeadShared& sh, HeadRegs& r) {
+                               const float* w_chunk, HeadRegs<Images>& r) {
   const int ig = head_image_group(tid), ug = head_unit_group(tid);
   const float* x0 = x + (2 * ig) * x_ld + xk0;
   const float* x1 = x0 + x_ld;
@@ -411,7 +591,7 @@ LENET_HD void phase_accumulate(const float* x, int x_ld, int xk0, int rows, int 
     load4(x1 + kk, a1);
     LENET_UNROLL
     for (int q = 0; q < 4; ++q) {
-      const float* wrow = sh.w + (kk + q) * cols;
+      const float* wrow = w_chunk + (kk + q) * cols;
       float w[U];
       if constexpr (U == kHeadU) {
         float lo[4], hi[4];
@@ -439,8 +619,8 @@ LENET_HD void phase_accumulate(const float* x, int x_ld, int xk0, int rows, int 
 }
 
 // Phase squash_to: squash the tile and store units < units of both images into dst[image][units].
-template <int U>
-LENET_HD void phase_squash_to(const HeadParams& p, int units, float* dst, int tid, HeadRegs& r) {
+template <int U, int Images>
+LENET_HD void phase_squash_to(const HeadParams& p, int units, float* dst, int tid, HeadRegs<Images>& r) {
   const int ig = head_image_group(tid), ug = head_unit_group(tid);
   LENET_UNROLL
   for (int j = 0; j < U; ++j) {
@@ -452,9 +632,9 @@ LENET_HD void phase_squash_to(const HeadParams& p, int units, float* dst, int ti
 }
 
 // Phase write_scores: the only global store of the head.
-template <int U>
+template <int U, int Images>
 LENET_HD void phase_write_scores(const HeadParams& p, int u0, int64_t n, int64_t first, float* out,
-                                 int tid, HeadRegs& r) {
+                                 int tid, HeadRegs<Images>& r) {
   const int ig = head_image_group(tid), ug = head_unit_group(tid);
   LENET_UNROLL
   for (int j = 0; j < U; ++j) {
@@ -467,54 +647,62 @@ LENET_HD void phase_write_scores(const HeadParams& p, int u0, int64_t n, int64_t
   }
 }
 
-template <int U, class Exec>
-LENET_HD void output_layer(Exec& ex, const HeadParams& p, int64_t n, int64_t first,
-                           HeadShared& sh, float* out) {
-  constexpr int cols = kHeadUnitGroups * U;
-  for (int u0 = 0; u0 < p.out_pad; u0 += cols) {
-    ex.phase([&](int tid, HeadRegs& r) { tile_init<U>(r, p.rbf ? nullptr : p.out_b, u0, head_unit_group(tid)); });
-    for (int k0 = 0; k0 < kF6; k0 += kOutChunk) {
-      ex.phase([&](int tid, HeadRegs&) {
-        phase_stage_weights(p.out_wt, p.out_pad, k0, kOutChunk, u0, cols, tid, sh);
-      });
-      if (p.rbf)
-        ex.phase([&](int tid, HeadRegs& r) { phase_accumulate<U, true>(&sh.f6[0][0], kF6, k0, kOutChunk, cols, tid, sh, r); });
-      else
-        ex.phase([&](int tid, HeadRegs& r) { phase_accumulate<U, false>(&sh.f6[0][0], kF6, k0, kOutChunk, cols, tid, sh, r); });
-    }
-    ex.phase([&](int tid, HeadRegs& r) { phase_write_scores<U>(p, u0, n, first, out, tid, r); });
-  }
+// Phase chunk: stage chunk c+1 (if any) into the other buffer while accumulating chunk c.
+template <int OutU, int Images>
+LENET_HD void phase_chunk(const HeadParams& p, const float* s4, int64_t n, int64_t first, int c,
+                          int chunks, int tid, HeadShared<Images>& sh, HeadRegs<Images>& r) {
+  constexpr int cols = kHeadUnitGroups * OutU;
+  const int b = c & 1;
+  const bool prefetch = c + 1 < chunks;
+  const HeadChunk next = head_chunk<OutU>(c + 1);
+  if (prefetch) stage_issue<OutU>(p, s4, n, first, next, b ^ 1, sh, tid, r);
+  const HeadChunk ch = head_chunk<OutU>(c);
+  if (ch.layer == 0)
+    phase_accumulate<kHeadU, false>(&sh.a.x[b][0][0], kChunk, 0, kChunk, kC5Pad, tid, sh.w[b], r);
+  else if (ch.layer == 1)
+    phase_accumulate<kHeadU, false>(&sh.a.c5[0][0], kC5, ch.k0, kF6Chunk, kF6Pad, tid, sh.w[b], r);
+  else if (p.rbf)
+    phase_accumulate<OutU, true>(&sh.a.f6[0][0], kF6, ch.k0, kOutChunk, cols, tid, sh.w[b], r);
+  else
+    phase_accumulate<OutU, false>(&sh.a.f6[0][0], kF6, ch.k0, kOutChunk, cols, tid, sh.w[b], r);
+  if (prefetch) stage_commit<OutU>(p, s4, n, first, next, b ^ 1, sh, tid, r);
 }
 
-// The program of one block (images first .. first+31).
-template <class Exec>
+// The program of one block (images first .. first+Images-1); OutU: output units per thread (1 for
+// <= 16 classes, else 8).
+template <int OutU, int Images, class Exec>
 LENET_HD void head_program(Exec& ex, const HeadParams& p, const float* s4, int64_t n,
-                           int64_t first, HeadShared& sh, float* out) {
-  // C5: 20 chunks of 20 inputs.
-  ex.phase([&](int tid, HeadRegs& r) { tile_init<kHeadU>(r, p.c5_b, 0, head_unit_group(tid)); });
-  for (int k0 = 0; k0 < kS4Len; k0 += kChunk) {
-    ex.phase([&](int tid, HeadRegs&) { phase_stage_c5_chunk(p, s4, n, first, k0, tid, sh); });
-    ex.phase([&](int tid, HeadRegs& r) {
-      phase_accumulate<kHeadU, false>(&sh.x[0][0], kChunk, 0, kChunk, kC5Pad, tid, sh, r);
-    });
+                           int64_t first, HeadShared<Images>& sh, float* out) {
+  constexpr int cols = kHeadUnitGroups * OutU;
+  const int chunks = kC5Chunks + kF6Chunks + kOutChunks * (p.out_pad / cols);
+  ex.phase([&](int tid, HeadRegs<Images>& r) {
+    const HeadChunk c0 = head_chunk<OutU>(0);
+    stage_issue<OutU>(p, s4, n, first, c0, 0, sh, tid, r);
+    tile_init<kHeadU>(r, p.c5_b, 0, head_unit_group(tid));
+    stage_commit<OutU>(p, s4, n, first, c0, 0, sh, tid, r);
+  });
+  for (int c = 0; c < chunks; ++c) {  // uniform over the block: the barriers are legal
+    ex.phase([&](int tid, HeadRegs<Images>& r) { phase_chunk<OutU>(p, s4, n, first, c, chunks, tid, sh, r); });
+    const HeadChunk ch = head_chunk<OutU>(c);
+    if (!ch.last) continue;
+    if (ch.layer == 0) {  // C5 done: its outputs replace the S4 chunks
+      ex.phase([&](int tid, HeadRegs<Images>& r) {
+        phase_squash_to<kHeadU>(p, kC5, &sh.a.c5[0][0], tid, r);
+        tile_init<kHeadU>(r, p.f6_b, 0, head_unit_group(tid));
+      });
+    } else if (ch.layer == 1) {  // F6 done: its outputs replace C5's
+      ex.phase([&](int tid, HeadRegs<Images>& r) {
+        phase_squash_to<kHeadU>(p, kF6, &sh.a.f6[0][0], tid, r);
+        tile_init<OutU>(r, p.rbf ? nullptr : p.out_b, 0, head_unit_group(tid));
+      });
+    } else {  // a block of output columns done
+      ex.phase([&](int tid, HeadRegs<Images>& r) {
+        phase_write_scores<OutU>(p, ch.u0, n, first, out, tid, r);
+        if (ch.u0 + cols < p.out_pad)
+          tile_init<OutU>(r, p.rbf ? nullptr : p.out_b, ch.u0 + cols, head_unit_group(tid));
+      });
+    }
   }
-  ex.phase([&](int tid, HeadRegs& r) { phase_squash_to<kHeadU>(p, kC5, &sh.c5[0][0], tid, r); });
-  // F6: the C5 outputs stay in shared memory; weights in 5 chunks of 24 rows.
-  ex.phase([&](int tid, HeadRegs& r) { tile_init<kHeadU>(r, p.f6_b, 0, head_unit_group(tid)); });
-  for (int k0 = 0; k0 < kC5; k0 += kF6Chunk) {
-    ex.phase([&](int tid, HeadRegs&) {
-      phase_stage_weights(p.f6_wt, kF6Pad, k0, kF6Chunk, 0, kF6Pad, tid, sh);
-    });
-    ex.phase([&](int tid, HeadRegs& r) {
-      phase_accumulate<kHeadU, false>(&sh.c5[0][0], kC5, k0, kF6Chunk, kF6Pad, tid, sh, r);
-    });
-  }
-  ex.phase([&](int tid, HeadRegs& r) { phase_squash_to<kHeadU>(p, kF6, &sh.f6[0][0], tid, r); });
-  // Output: RBF distances to the 10 prototypes (U = 1) or the linear head (U = 1 or 8).
-  if (p.out_u == 1)
-    output_layer<1>(ex, p, n, first, sh, out);
-  else
-    output_layer<kHeadU>(ex, p, n, first, sh, out);
 }
 
 }  // namespace lenet::cuda
