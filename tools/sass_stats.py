@@ -36,20 +36,37 @@ ROOT = Path(__file__).resolve().parents[1]
 CUDA_DIR = ROOT / "csrc" / "engine" / "cuda"
 PHASES = CUDA_DIR / "phases.h"
 
-# kernel source -> (threads per block, images per block) as names of phases.h constants.
-KERNELS = {
-    "fused_subsample": ("kSubThreads", "kSubImages"),
-    "fused_rbf": ("kHeadThreads", "kHeadImages"),
-}
+# kernel sources; a kernel's (threads, images) per block come from kernel_shape.
+KERNELS = ("fused_subsample", "fused_rbf")
+
+
+def kernel_shape(mangled: str, consts: dict[str, float]) -> tuple[str, float, float] | None:
+    """(label, threads per block, images per block) of a kernel instantiation, or None for the
+    instantiations lenet5 never launches (the 8-units-per-thread output layer is for > 16
+    classes)."""
+    if "fused_subsample_kernel" in mangled:
+        return "fused_subsample", consts["kSubThreads"], consts["kSubImages"]
+    m = re.search(r"fused_rbf_kernelILi(\d+)ELi(\d+)E", mangled)
+    if m:
+        out_u, images = int(m.group(1)), int(m.group(2))
+        if out_u != 1:
+            return None
+        return f"fused_rbf<{images}>", images / 2 * consts["kHeadUnitGroups"], images
+    if "fused_rbf_kernel" in mangled:  # one instantiation (before the 16-image tiles)
+        return "fused_rbf", consts["kHeadThreads"], consts["kHeadImages"]
+    return None
 
 # Values the source cannot give (data-dependent), for the published LeNet-5 (lenet5 spec).
 ASSUME = {
     "p.c3_fan_in[o]": 60 / 16,  # the C3 table's 60 connections over 16 maps
     "p.out_pad": 16,            # 10 classes, one unit per thread: one block of 16 columns
     "p.rbf": 1.0,               # RBF head
-    "p.out_u == 1": 1.0,        # <= 16 classes
-    "head_images == kHeadImages": 1.0,  # large batches use full tiles
+    "u0 + cols < p.out_pad": 0.0,  # one block of output columns
+    "valid": 1.0,               # full tiles
 }
+
+# Template arguments the kernel files (outside phases.h) give: lenet5's output layer.
+ASSUME_NAMES = {"OutU": 1}
 
 FMA_OPS = {"FFMA", "FFMA2"}
 FP_OPS = {"FFMA", "FFMA2", "FADD", "FMUL", "FMNMX", "FSETP", "FSEL", "FMUL2", "FADD2"}
@@ -252,8 +269,8 @@ class Estimator:
         f = self.src.func_at(frames[k])
         if f is None:
             raise KeyError(name)
-        for line in self.src.lines[f.first - 1:f.last]:  # a local constexpr of the function
-            d = re.search(rf"constexpr int {name} = (.+?);", line)
+        for line in self.src.lines[f.first - 1:f.last]:  # a local constant of the function
+            d = re.search(rf"(?:constexpr|const) int {name} = (.+?);", line)
             if d:
                 return self.value(d.group(1), frames, k)
         # a (template) parameter: its argument at the call site, the first frame outside f (a
@@ -272,6 +289,8 @@ class Estimator:
                 args = _split_args(m.group(1)[1:-1])
                 return self.value(args[f.tparams.index(name)], frames, j)
             break
+        if name in ASSUME_NAMES:
+            return ASSUME_NAMES[name]
         raise KeyError(name)
 
     def trips(self, chain: list[tuple[str, int]], body: list[Instr]) -> tuple[float | None, int]:
@@ -281,7 +300,8 @@ class Estimator:
         if not frames:
             return None, 1
         line = self.src.lines[frames[0] - 1]
-        m = re.search(r"for \(int (\w+) = ([^;]+); \1 < ([^;]+); (?:\+\+\1|\1 \+= ([^)]+))\)", line)
+        m = re.search(r"for \(int (\w+) = ([^;]+); \1 < ([^;]+); (?:\+\+\1|\1 \+= ([^,)]+))[^)]*\)",
+                      line)
         if not m:
             return None, 1
         try:
@@ -293,30 +313,77 @@ class Estimator:
         return max(bound - start, 0.0) / step, unroll_factor(body, frames[0], step)
 
     def arm_share(self, chain: list[tuple[str, int]]) -> float:
-        """Product over the call sites of the share of the if/else arm they sit in."""
+        """Product over the call sites of the share of the if/else arms they sit in."""
         share = 1.0
-        lines = self.src.lines
-        frames = self._frames(chain)
-        for k, ln in enumerate(frames[1:], 1):
-            prev = lines[ln - 2].strip() if ln >= 2 else ""
-            m = re.match(r"(?:} )?(?:else )?if \((.+)\)$", prev)
-            if m or prev in ("else", "} else {", "else {"):
-                cond = m.group(1) if m else None
-                if cond is None:  # else arm: find its if
-                    j = ln - 3
-                    while j > 0 and not re.match(r"\s*if \(", lines[j - 1]):
-                        j -= 1
-                    cond = re.match(r"\s*if \((.+)\)$", lines[j - 1]).group(1)
-                    p = self._prob(cond)
-                    share *= 1.0 - p
-                else:
-                    share *= self._prob(cond)
+        for ln in self._frames(chain)[1:]:
+            share *= self._line_share(ln)
         return share
 
-    def _prob(self, cond: str) -> float:
+    def _line_share(self, ln: int) -> float:
+        lines = self.src.lines
+        text = lines[ln - 1]
+        share = 1.0
+        if m := _INLINE_IF.match(text):  # `if (cond) call(...);`
+            share *= self._prob(m.group(1), has_else=False)
+        indent = _indent(text)
+        f = self.src.func_at(ln)
+        for j in range(ln - 1, (f.first if f else 1) - 1, -1):  # the enclosing lines, outwards
+            t = lines[j - 1]
+            if not t.strip() or _indent(t) >= indent:
+                continue
+            indent = _indent(t)
+            share *= self._arm(j)
+        return share
+
+    def _arm(self, j: int) -> float:
+        """Share of executions that take the arm headed by line j (1 if j heads no arm)."""
+        lines = self.src.lines
+        t = lines[j - 1]
+        m, e = _IF.match(t), _ELSE.match(t)
+        if not (m or e) or (m and m.group(2)):  # not an arm, or `if constexpr` (one instance)
+            return 1.0
+        ind = _indent(t)
+        # the chain: headers at this indentation above j, up to its plain `if`
+        conds: list[str] = []
+        k = j
+        while m is None or m.group(1):  # an `else` or `else if` continues a chain above
+            k -= 1
+            while k > 0 and (not lines[k - 1].strip() or _indent(lines[k - 1]) > ind
+                             or lines[k - 1].strip() == "}"):
+                k -= 1
+            m = _IF.match(lines[k - 1]) if k > 0 else None
+            if m is None:
+                return 1.0
+            conds.insert(0, m.group(3))
+        has_else = bool(conds) or bool(e)
+        for x in lines[j:j + 40]:  # an else arm further down, before the block closes
+            if x.strip() and _indent(x) < ind:
+                break
+            if _indent(x) == ind and (_ELSE.match(x) or (_IF.match(x) and _IF.match(x).group(1))):
+                has_else = True
+                break
+        share = 1.0
+        for c in conds:  # the conditions before this arm were false
+            share *= 1.0 - self._prob(c, has_else)
+        if m := _IF.match(t):
+            share *= self._prob(m.group(3), has_else)
+        return share
+
+    def _prob(self, cond: str, has_else: bool) -> float:
+        """P(cond) where it is tested: ASSUME, else 0.5 between two arms, else 1 (an upper bound)."""
+        cond = cond.strip()
         if cond in ASSUME:
             return ASSUME[cond]
-        return 0.5  # e.g. half == 0: both halves are equally many items
+        return 0.5 if has_else else 1.0
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+_IF = re.compile(r"^\s*(?:\}\s*)?(else\s+)?if (constexpr )?\((.+)\)\s*\{?\s*(?://.*)?$")
+_ELSE = re.compile(r"^\s*(?:\}\s*)?else\s*\{?\s*(?://.*)?$")
+_INLINE_IF = re.compile(r"^\s*if \((.+?)\) [a-z_]\w*[<(]")
 
 
 def analyse(kernel: Kernel, labels: dict[str, int], est: Estimator) -> None:
@@ -394,40 +461,49 @@ def in_squash(ins: Instr, src: Source) -> bool:
     for f, ln in ins.chain:
         if f.endswith("phases.h"):
             fn = src.func_at(ln)
-            return fn is not None and fn.name in ("squash", "squash_tanh", "fast_tanh")
+            return fn is not None and fn.name in ("squash", "tanh_approx")
     return False
 
 
 # ---- driver -----------------------------------------------------------------------------------
 
-def compile_kernel(name: str, arch: str, tmp: Path, nvcc: str, nvdisasm: str) -> tuple[Kernel, str]:
+def compile_kernels(name: str, arch: str, tmp: Path, nvcc: str,
+                    nvdisasm: str) -> list[tuple[Kernel, str]]:
+    """Every kernel instantiation of one source: its ptxas resources and its SASS text."""
     cubin = tmp / f"{name}.sm_{arch}.cubin"
     cmd = [nvcc, "-std=c++17", "-O3", "-lineinfo", f"-I{ROOT / 'csrc'}", f"-arch=sm_{arch}",
            "-cubin", "-Xptxas", "-v", "-o", str(cubin), str(CUDA_DIR / f"{name}.cu")]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"sass_stats: nvcc failed for {name} sm_{arch}:\n{r.stderr}")
-    k = Kernel(name, arch)
-    log = r.stderr + r.stdout
-    if m := re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", log):
-        k.stack, k.spill_stores, k.spill_loads = map(int, m.groups())
-    if m := re.search(r"Used (\d+) registers", log):
-        k.regs = int(m.group(1))
-    if m := re.search(r"(\d+) bytes smem", log):
-        k.smem = int(m.group(1))
+    resources: dict[str, Kernel] = {}
+    for block in re.split(r"Compiling entry function '", r.stderr + r.stdout)[1:]:
+        mangled = block.split("'")[0]
+        k = Kernel(mangled, arch)
+        if m := re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", block):
+            k.stack, k.spill_stores, k.spill_loads = map(int, m.groups())
+        if m := re.search(r"Used (\d+) registers", block):
+            k.regs = int(m.group(1))
+        if m := re.search(r"(\d+) bytes smem", block):
+            k.smem = int(m.group(1))
+        resources[mangled] = k
     sass = subprocess.run([nvdisasm, "-gi", "-c", str(cubin)], capture_output=True, text=True,
                           check=True).stdout
-    return k, sass
+    out = []
+    for part in re.split(r"^//-+ \.text\.", sass, flags=re.M)[1:]:
+        mangled = part.split()[0]
+        if mangled in resources:
+            out.append((resources[mangled], part))
+    return out
 
 
-def kernel_figures(k: Kernel, src: Source) -> dict:
-    threads, images = (src.consts[c] for c in KERNELS[k.name])
+def kernel_figures(k: Kernel, label: str, threads: float, images: float, src: Source) -> dict:
     per_image = threads / images
     dyn = sum(i.weight for i in k.instrs) * per_image
     wmix = mix(k.instrs, weighted=True)
     squash = sum(i.weight for i in k.instrs if in_squash(i, src)) * per_image
     return {
-        "kernel": k.name, "arch": f"sm_{k.arch}", "registers": k.regs,
+        "kernel": label, "arch": f"sm_{k.arch}", "registers": k.regs,
         "spill_bytes": k.spill_stores + k.spill_loads, "stack_bytes": k.stack, "smem_bytes": k.smem,
         "static_instructions": len(k.instrs), "static_ffma": mix(k.instrs)["ffma"],
         "static_mufu": mix(k.instrs)["mufu"], "static_branches": mix(k.instrs)["branches"],
@@ -459,24 +535,28 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.arch or default_archs():
             for name in KERNELS:
-                k, sass = compile_kernel(name, arch, Path(tmp), nvcc, nvdisasm)
-                k.instrs, labels = parse_sass(sass)
-                analyse(k, labels, est)
-                fig = kernel_figures(k, src)
-                rows.append(fig | ({"loops": k.loops} if args.loops else {}))
-                print(f"{name:16s} {fig['arch']:7s} {k.regs:4d} {fig['spill_bytes']:5d} "
-                      f"{k.smem:7d} {len(k.instrs):6d} {fig['instructions_per_image']:9d} "
-                      f"{fig['ffma_per_image']:8d} {100 * fig['fma_share']:5.1f} "
-                      f"{fig['mufu_per_image']:8d} {fig['branches_per_image']:7d} "
-                      f"{100 * fig['squash_share']:8.1f}")
-                if args.loops:
-                    for lp in k.loops:
-                        trips = "?" if lp["trips"] is None else f"{lp['trips']:.2f}"
-                        print(f"    loop {lp['function']}:{lp['line']} passes/thread {trips} "
-                              f"(unrolled x{lp['unroll']}, {lp.get('versions', 1)} versions): "
-                              f"{lp['instructions']} instr, {lp['ffma']:.0f} FFMA, "
-                              f"{lp['mufu']:.0f} MUFU, {lp['branches']:.0f} BRA, "
-                              f"{lp['shared_loads']:.0f} LDS")
+                for k, sass in compile_kernels(name, arch, Path(tmp), nvcc, nvdisasm):
+                    shape = kernel_shape(k.name, src.consts)
+                    if shape is None:
+                        continue
+                    label, threads, images = shape
+                    k.instrs, labels = parse_sass(sass)
+                    analyse(k, labels, est)
+                    fig = kernel_figures(k, label, threads, images, src)
+                    rows.append(fig | ({"loops": k.loops} if args.loops else {}))
+                    print(f"{label:16s} {fig['arch']:7s} {k.regs:4d} {fig['spill_bytes']:5d} "
+                          f"{k.smem:7d} {len(k.instrs):6d} {fig['instructions_per_image']:9d} "
+                          f"{fig['ffma_per_image']:8d} {100 * fig['fma_share']:5.1f} "
+                          f"{fig['mufu_per_image']:8d} {fig['branches_per_image']:7d} "
+                          f"{100 * fig['squash_share']:8.1f}")
+                    if args.loops:
+                        for lp in k.loops:
+                            trips = "?" if lp["trips"] is None else f"{lp['trips']:.2f}"
+                            print(f"    loop {lp['function']}:{lp['line']} passes/thread {trips} "
+                                  f"(unrolled x{lp['unroll']}, {lp.get('versions', 1)} versions): "
+                                  f"{lp['instructions']} instr, {lp['ffma']:.0f} FFMA, "
+                                  f"{lp['mufu']:.0f} MUFU, {lp['branches']:.0f} BRA, "
+                                  f"{lp['shared_loads']:.0f} LDS")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

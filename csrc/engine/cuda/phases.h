@@ -149,7 +149,7 @@ struct InputView {
 // approximation on [-9, 9] (fitted for this engine by Lawson-weighted least squares on relative
 // error: 5.9e-8 in exact arithmetic, within 3.5e-7 relative in float32; tests check 1e-6 over 17M
 // floats), x clamped to that range (beyond it float32 tanh is 1 to within 3e-8). Costs 2 compares,
-// 10 FMAs and one division (on the GPU div.approx: MUFU.RCP + FMUL, 2 ulp for Q in [1, 316]),
+// 10 FMAs and one division (on the GPU MUFU.RCP + FMUL, within 2 ulp for Q in [1, 316]),
 // where CUDA's tanhf costs 2 MUFU and 3 branches. The compares keep NaN as NaN (fminf/fmaxf
 // would turn it into +-1).
 constexpr float kTanhClamp = 9.0f;
@@ -168,7 +168,11 @@ LENET_HD float tanh_approx(float x) {
   q = q * s + 0.4625251602175724f;
   q = q * s + 1.0f;
 #ifdef __CUDA_ARCH__
-  return __fdividef(x * p, q);
+  // q >= 1: an approximate reciprocal (MUFU.RCP, 1 ulp) and a multiply; unlike __fdividef, no
+  // rescaling for huge or tiny divisors is needed
+  float rq;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(rq) : "f"(q));
+  return (x * p) * rq;
 #else
   return (x * p) / q;
 #endif
@@ -451,35 +455,22 @@ LENET_HD void store4(float* dst, const float (&v)[4]) {
 #endif
 }
 
-// The chunks of one block, in order: C5 (kC5Chunks), F6 (kF6Chunks), then kOutChunks per block
-// of output columns (cols = 16 x OutU).
+// A weight chunk: layer (kC5, kF6 or kOut: a compile-time constant, so shapes and divisions are
+// constants), its first input row k0 and, for the output layer, its first column u0.
+enum : int { kC5Layer = 0, kF6Layer = 1, kOutLayer = 2 };
 struct HeadChunk {
-  int layer;  // 0: C5, 1: F6, 2: output
-  int k0, rows, u0;
-  bool last;  // the layer's (or the output column block's) last chunk
+  int k0, u0;
 };
 
-template <int OutU>
-LENET_HD HeadChunk head_chunk(int c) {
-  constexpr int cols = kHeadUnitGroups * OutU;
-  if (c < kC5Chunks) return {0, c * kChunk, kChunk, 0, c == kC5Chunks - 1};
-  c -= kC5Chunks;
-  if (c < kF6Chunks) return {1, c * kF6Chunk, kF6Chunk, 0, c == kF6Chunks - 1};
-  c -= kF6Chunks;
-  return {2, (c % kOutChunks) * kOutChunk, kOutChunk, (c / kOutChunks) * cols,
-          c % kOutChunks == kOutChunks - 1};
-}
-
-// Where copy q (a float4) of chunk `ch` goes: chunk rows of weights [k][units] into w[b] and,
-// for C5, the tile's S4 activations into a.x[b]. The shapes are compile-time constants, so the
-// divisions are multiplications. Returns false past the chunk's last copy; rows of images past
-// the batch are not read (valid = false: zeros).
-template <int OutU, int Images>
+// Where copy q (a float4) of a chunk of Layer goes: the chunk's weight rows [k][units] into w[b]
+// and, for C5, the tile's S4 activations into a.x[b]. Returns false past the chunk's last copy;
+// rows of images past the batch are not read (valid = false: zeros).
+template <int Layer, int OutU, int Images>
 LENET_HD bool copy_at(const HeadParams& p, const float* s4, int64_t n, int64_t first,
-                      const HeadChunk& ch, int b, HeadShared<Images>& sh, int q,
+                      HeadChunk ch, int b, HeadShared<Images>& sh, int q,
                       const float*& src, float*& dst, bool& valid) {
   valid = true;
-  if (ch.layer == 0) {
+  if constexpr (Layer == kC5Layer) {
     constexpr int xq = kChunk / 4, xcopies = Images * xq;
     if (q < xcopies) {
       const int img = q / xq, col = 4 * (q % xq);
@@ -492,19 +483,15 @@ LENET_HD bool copy_at(const HeadParams& p, const float* s4, int64_t n, int64_t f
     constexpr int wq = kC5Pad / 4;
     if (q >= kChunk * wq) return false;
     src = p.c5_wt + (ch.k0 + q / wq) * kC5Pad + 4 * (q % wq);
-    dst = sh.w[b] + 4 * q;
-    return true;
-  }
-  if (ch.layer == 1) {
+  } else if constexpr (Layer == kF6Layer) {
     constexpr int wq = kF6Pad / 4;
     if (q >= kF6Chunk * wq) return false;
     src = p.f6_wt + (ch.k0 + q / wq) * kF6Pad + 4 * (q % wq);
-    dst = sh.w[b] + 4 * q;
-    return true;
+  } else {
+    constexpr int wq = kHeadUnitGroups * OutU / 4;  // a block of 16 x OutU output columns
+    if (q >= kOutChunk * wq) return false;
+    src = p.out_wt + (ch.k0 + q / wq) * p.out_pad + ch.u0 + 4 * (q % wq);
   }
-  constexpr int wq = kHeadUnitGroups * OutU / 4;  // a block of 16 x OutU output columns
-  if (q >= kOutChunk * wq) return false;
-  src = p.out_wt + (ch.k0 + q / wq) * p.out_pad + ch.u0 + 4 * (q % wq);
   dst = sh.w[b] + 4 * q;
   return true;
 }
@@ -514,9 +501,9 @@ LENET_HD bool copy_at(const HeadParams& p, const float* s4, int64_t n, int64_t f
 #endif
 
 // Starts the copy of a chunk: copy q = tid + j * Threads is this thread's j-th.
-template <int OutU, int Images>
+template <int Layer, int OutU, int Images>
 LENET_HD void stage_issue(const HeadParams& p, const float* s4, int64_t n, int64_t first,
-                          const HeadChunk& ch, int b, HeadShared<Images>& sh, int tid,
+                          HeadChunk ch, int b, HeadShared<Images>& sh, int tid,
                           HeadRegs<Images>& r) {
   constexpr int T = head_threads(Images);
   LENET_UNROLL
@@ -524,7 +511,7 @@ LENET_HD void stage_issue(const HeadParams& p, const float* s4, int64_t n, int64
     const float* src;
     float* dst;
     bool valid;
-    if (!copy_at<OutU>(p, s4, n, first, ch, b, sh, tid + j * T, src, dst, valid)) break;
+    if (!copy_at<Layer, OutU>(p, s4, n, first, ch, b, sh, tid + j * T, src, dst, valid)) break;
 #ifdef LENET_CP_ASYNC
     // 16 bytes global -> shared through L2 only (.cg); source size 0 fills zeros.
     const unsigned sdst = unsigned(__cvta_generic_to_shared(dst));
@@ -546,9 +533,9 @@ LENET_HD void stage_issue(const HeadParams& p, const float* s4, int64_t n, int64
 }
 
 // Completes the copy before the phase's barrier.
-template <int OutU, int Images>
+template <int Layer, int OutU, int Images>
 LENET_HD void stage_commit(const HeadParams& p, const float* s4, int64_t n, int64_t first,
-                           const HeadChunk& ch, int b, HeadShared<Images>& sh, int tid,
+                           HeadChunk ch, int b, HeadShared<Images>& sh, int tid,
                            HeadRegs<Images>& r) {
 #ifdef LENET_CP_ASYNC
   (void)p, (void)s4, (void)n, (void)first, (void)ch, (void)b, (void)sh, (void)tid, (void)r;
@@ -560,7 +547,7 @@ LENET_HD void stage_commit(const HeadParams& p, const float* s4, int64_t n, int6
     const float* src;
     float* dst;
     bool valid;
-    if (!copy_at<OutU>(p, s4, n, first, ch, b, sh, tid + j * T, src, dst, valid)) break;
+    if (!copy_at<Layer, OutU>(p, s4, n, first, ch, b, sh, tid + j * T, src, dst, valid)) break;
     store4(dst, r.stage[j]);
   }
 #endif
@@ -647,61 +634,96 @@ LENET_HD void phase_write_scores(const HeadParams& p, int u0, int64_t n, int64_t
   }
 }
 
-// Phase chunk: stage chunk c+1 (if any) into the other buffer while accumulating chunk c.
-template <int OutU, int Images>
-LENET_HD void phase_chunk(const HeadParams& p, const float* s4, int64_t n, int64_t first, int c,
-                          int chunks, int tid, HeadShared<Images>& sh, HeadRegs<Images>& r) {
+// Phase chunk: accumulate chunk `ch` of Layer from buffer b while staging the next chunk (of
+// layer Next, at `next`) into the other buffer; Next < 0: nothing left to stage.
+template <int Layer, int Next, int OutU, int Images>
+LENET_HD void phase_chunk(const HeadParams& p, const float* s4, int64_t n, int64_t first,
+                          HeadChunk ch, HeadChunk next, int b, int tid, HeadShared<Images>& sh,
+                          HeadRegs<Images>& r) {
   constexpr int cols = kHeadUnitGroups * OutU;
-  const int b = c & 1;
-  const bool prefetch = c + 1 < chunks;
-  const HeadChunk next = head_chunk<OutU>(c + 1);
-  if (prefetch) stage_issue<OutU>(p, s4, n, first, next, b ^ 1, sh, tid, r);
-  const HeadChunk ch = head_chunk<OutU>(c);
-  if (ch.layer == 0)
+  constexpr int NextLayer = Next < 0 ? Layer : Next;
+  if constexpr (Next >= 0) stage_issue<NextLayer, OutU>(p, s4, n, first, next, b ^ 1, sh, tid, r);
+  if constexpr (Layer == kC5Layer)
     phase_accumulate<kHeadU, false>(&sh.a.x[b][0][0], kChunk, 0, kChunk, kC5Pad, tid, sh.w[b], r);
-  else if (ch.layer == 1)
+  else if constexpr (Layer == kF6Layer)
     phase_accumulate<kHeadU, false>(&sh.a.c5[0][0], kC5, ch.k0, kF6Chunk, kF6Pad, tid, sh.w[b], r);
   else if (p.rbf)
     phase_accumulate<OutU, true>(&sh.a.f6[0][0], kF6, ch.k0, kOutChunk, cols, tid, sh.w[b], r);
   else
     phase_accumulate<OutU, false>(&sh.a.f6[0][0], kF6, ch.k0, kOutChunk, cols, tid, sh.w[b], r);
-  if (prefetch) stage_commit<OutU>(p, s4, n, first, next, b ^ 1, sh, tid, r);
+  if constexpr (Next >= 0) stage_commit<NextLayer, OutU>(p, s4, n, first, next, b ^ 1, sh, tid, r);
 }
 
 // The program of one block (images first .. first+Images-1); OutU: output units per thread (1 for
-// <= 16 classes, else 8).
+// <= 16 classes, else 8). Chunk c is accumulated from buffer c % 2; a layer's last chunk stages
+// the next layer's first.
 template <int OutU, int Images, class Exec>
 LENET_HD void head_program(Exec& ex, const HeadParams& p, const float* s4, int64_t n,
                            int64_t first, HeadShared<Images>& sh, float* out) {
+  using Regs = HeadRegs<Images>;
   constexpr int cols = kHeadUnitGroups * OutU;
-  const int chunks = kC5Chunks + kF6Chunks + kOutChunks * (p.out_pad / cols);
-  ex.phase([&](int tid, HeadRegs<Images>& r) {
-    const HeadChunk c0 = head_chunk<OutU>(0);
-    stage_issue<OutU>(p, s4, n, first, c0, 0, sh, tid, r);
+  ex.phase([&](int tid, Regs& r) {
+    stage_issue<kC5Layer, OutU>(p, s4, n, first, HeadChunk{0, 0}, 0, sh, tid, r);
     tile_init<kHeadU>(r, p.c5_b, 0, head_unit_group(tid));
-    stage_commit<OutU>(p, s4, n, first, c0, 0, sh, tid, r);
+    stage_commit<kC5Layer, OutU>(p, s4, n, first, HeadChunk{0, 0}, 0, sh, tid, r);
   });
-  for (int c = 0; c < chunks; ++c) {  // uniform over the block: the barriers are legal
-    ex.phase([&](int tid, HeadRegs<Images>& r) { phase_chunk<OutU>(p, s4, n, first, c, chunks, tid, sh, r); });
-    const HeadChunk ch = head_chunk<OutU>(c);
-    if (!ch.last) continue;
-    if (ch.layer == 0) {  // C5 done: its outputs replace the S4 chunks
-      ex.phase([&](int tid, HeadRegs<Images>& r) {
-        phase_squash_to<kHeadU>(p, kC5, &sh.a.c5[0][0], tid, r);
-        tile_init<kHeadU>(r, p.f6_b, 0, head_unit_group(tid));
+  int b = 0;  // the buffer of the chunk being accumulated; uniform, like every loop here
+  // C5: 20 chunks of 20 inputs; the last one stages F6's first chunk.
+  for (int c = 0; c < kC5Chunks - 1; ++c, b ^= 1)
+    ex.phase([&](int tid, Regs& r) {
+      phase_chunk<kC5Layer, kC5Layer, OutU>(p, s4, n, first, HeadChunk{c * kChunk, 0},
+                                            HeadChunk{(c + 1) * kChunk, 0}, b, tid, sh, r);
+    });
+  ex.phase([&](int tid, Regs& r) {
+    phase_chunk<kC5Layer, kF6Layer, OutU>(p, s4, n, first, HeadChunk{kS4Len - kChunk, 0},
+                                          HeadChunk{0, 0}, b, tid, sh, r);
+  });
+  b ^= 1;
+  // C5's outputs replace the S4 chunks (the barrier above ended the last read of those).
+  ex.phase([&](int tid, Regs& r) {
+    phase_squash_to<kHeadU>(p, kC5, &sh.a.c5[0][0], tid, r);
+    tile_init<kHeadU>(r, p.f6_b, 0, head_unit_group(tid));
+  });
+  // F6: 5 chunks of 24 inputs; the last one stages the output layer's first chunk.
+  for (int c = 0; c < kF6Chunks - 1; ++c, b ^= 1)
+    ex.phase([&](int tid, Regs& r) {
+      phase_chunk<kF6Layer, kF6Layer, OutU>(p, s4, n, first, HeadChunk{c * kF6Chunk, 0},
+                                            HeadChunk{(c + 1) * kF6Chunk, 0}, b, tid, sh, r);
+    });
+  ex.phase([&](int tid, Regs& r) {
+    phase_chunk<kF6Layer, kOutLayer, OutU>(p, s4, n, first, HeadChunk{kC5 - kF6Chunk, 0},
+                                           HeadChunk{0, 0}, b, tid, sh, r);
+  });
+  b ^= 1;
+  // F6's outputs replace C5's.
+  ex.phase([&](int tid, Regs& r) {
+    phase_squash_to<kHeadU>(p, kF6, &sh.a.f6[0][0], tid, r);
+    tile_init<OutU>(r, p.rbf ? nullptr : p.out_b, 0, head_unit_group(tid));
+  });
+  // Output layer: RBF distances to the prototypes or the linear head, per block of cols units,
+  // 3 chunks of 28 inputs each; a block's last chunk stages the next block's first.
+  for (int u0 = 0; u0 < p.out_pad; u0 += cols) {
+    for (int k = 0; k < kOutChunks - 1; ++k, b ^= 1)
+      ex.phase([&](int tid, Regs& r) {
+        phase_chunk<kOutLayer, kOutLayer, OutU>(p, s4, n, first, HeadChunk{k * kOutChunk, u0},
+                                                HeadChunk{(k + 1) * kOutChunk, u0}, b, tid, sh, r);
       });
-    } else if (ch.layer == 1) {  // F6 done: its outputs replace C5's
-      ex.phase([&](int tid, HeadRegs<Images>& r) {
-        phase_squash_to<kHeadU>(p, kF6, &sh.a.f6[0][0], tid, r);
-        tile_init<OutU>(r, p.rbf ? nullptr : p.out_b, 0, head_unit_group(tid));
+    if (u0 + cols < p.out_pad)
+      ex.phase([&](int tid, Regs& r) {
+        phase_chunk<kOutLayer, kOutLayer, OutU>(p, s4, n, first, HeadChunk{kF6 - kOutChunk, u0},
+                                                HeadChunk{0, u0 + cols}, b, tid, sh, r);
       });
-    } else {  // a block of output columns done
-      ex.phase([&](int tid, HeadRegs<Images>& r) {
-        phase_write_scores<OutU>(p, ch.u0, n, first, out, tid, r);
-        if (ch.u0 + cols < p.out_pad)
-          tile_init<OutU>(r, p.rbf ? nullptr : p.out_b, ch.u0 + cols, head_unit_group(tid));
+    else
+      ex.phase([&](int tid, Regs& r) {
+        phase_chunk<kOutLayer, -1, OutU>(p, s4, n, first, HeadChunk{kF6 - kOutChunk, u0},
+                                         HeadChunk{0, 0}, b, tid, sh, r);
       });
-    }
+    b ^= 1;
+    ex.phase([&](int tid, Regs& r) {
+      phase_write_scores<OutU>(p, u0, n, first, out, tid, r);
+      if (u0 + cols < p.out_pad)
+        tile_init<OutU>(r, p.rbf ? nullptr : p.out_b, u0 + cols, head_unit_group(tid));
+    });
   }
 }
 
