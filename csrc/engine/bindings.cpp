@@ -14,9 +14,9 @@
 #include "engine/cuda/device.h"
 #include "engine/cuda/emulator.h"
 #include "engine/model.h"
+#include "engine/cuda/dlpack.h"
 #ifdef LENET_WITH_CUDA
 #include "engine/cuda/cuda_engine.h"
-#include "engine/cuda/dlpack.h"
 #endif
 
 namespace py = pybind11;
@@ -205,9 +205,6 @@ py::dict cuda_info() {
   return d;
 }
 
-#ifdef LENET_WITH_CUDA
-using lenet::cuda::CudaEngine;
-
 // A DLPack capsule's tensor (the capsule keeps ownership; the caller holds the producer alive).
 const lenet::dlpack::DLTensor& dl_tensor(const py::capsule& cap) {
   if (std::strcmp(cap.name(), "dltensor") != 0)
@@ -226,22 +223,38 @@ bool compact(const lenet::dlpack::DLTensor& t) {
   return true;
 }
 
-// x: CUDA uint8 [N, S, S] or float32 [N, S, S], compact; out: CUDA float32 [N, classes].
+#ifdef LENET_WITH_CUDA
+using lenet::cuda::CudaEngine;
+
+void check_device_tensor(const lenet::dlpack::DLTensor& t, int device, const char* what) {
+  namespace dl = lenet::dlpack;
+  if (t.device.device_type != dl::kDLCUDA && t.device.device_type != dl::kDLCUDAManaged)
+    throw std::invalid_argument(std::string(what) + ": DLPack tensor is not in CUDA device memory");
+  if (t.device.device_id != device)
+    throw std::invalid_argument(std::string(what) + ": tensor is on cuda:" +
+                                std::to_string(t.device.device_id) + " but the engine is on cuda:" +
+                                std::to_string(device));
+  if (!compact(t)) throw std::invalid_argument(std::string(what) + ": DLPack tensor is not contiguous");
+  if (t.dtype.lanes != 1) throw std::invalid_argument(std::string(what) + ": vector dtypes are not supported");
+  dl::check_aligned(t, what);
+}
+
+template <class T>
+T* dl_data(const lenet::dlpack::DLTensor& t) {
+  return reinterpret_cast<T*>(static_cast<char*>(t.data) + t.byte_offset);
+}
+
+// x: CUDA uint8 [N, S, S] or float32 [N, S, S], compact; out: CUDA float32 [N, classes];
+// workspace: CUDA float32 [>= workspace_rows(N), 400] or None; first_bad: CUDA int32 [1] or None.
+// Enqueues on `stream` and returns (no synchronization).
 void scores_dlpack(CudaEngine& engine, const py::capsule& x_cap, const py::capsule& out_cap,
-                   uintptr_t stream) {
+                   uintptr_t stream, const py::object& work_cap, const py::object& bad_cap) {
   namespace dl = lenet::dlpack;
   const dl::DLTensor& x = dl_tensor(x_cap);
   const dl::DLTensor& out = dl_tensor(out_cap);
   const Model& m = engine.model();
-  for (const dl::DLTensor* t : {&x, &out}) {
-    if (t->device.device_type != dl::kDLCUDA && t->device.device_type != dl::kDLCUDAManaged)
-      throw std::invalid_argument("DLPack tensor is not in CUDA device memory");
-    if (t->device.device_id != engine.device())
-      throw std::invalid_argument("tensor is on cuda:" + std::to_string(t->device.device_id) +
-                                  " but the engine is on cuda:" + std::to_string(engine.device()));
-    if (!compact(*t)) throw std::invalid_argument("DLPack tensor is not contiguous");
-    if (t->dtype.lanes != 1) throw std::invalid_argument("vector dtypes are not supported");
-  }
+  check_device_tensor(x, engine.device(), "input");
+  check_device_tensor(out, engine.device(), "output");
   if (x.ndim != 3 || x.shape[1] != x.shape[2]) throw std::invalid_argument("expected a [N, H, W] tensor");
   if (out.ndim != 2 || out.shape[0] != x.shape[0] || out.shape[1] != m.num_classes ||
       out.dtype.code != dl::kDLFloat || out.dtype.bits != 32)
@@ -249,27 +262,38 @@ void scores_dlpack(CudaEngine& engine, const py::capsule& x_cap, const py::capsu
   lenet::InputBatch b;
   b.n = x.shape[0];
   b.size = int(x.shape[1]);
-  const char* data = static_cast<const char*>(x.data) + x.byte_offset;
   if (x.dtype.code == dl::kDLUInt && x.dtype.bits == 8) {
     if (b.size != 28 && b.size != m.input_size)
       throw std::invalid_argument("uint8 images must be 28x28 or " + std::to_string(m.input_size) + "x" +
                                   std::to_string(m.input_size));
-    b.u8 = reinterpret_cast<const uint8_t*>(data);
+    b.u8 = dl_data<const uint8_t>(x);
   } else if (x.dtype.code == dl::kDLFloat && x.dtype.bits == 32) {
     if (b.size != m.input_size)
       throw std::invalid_argument("float32 images must be " + std::to_string(m.input_size) + "x" +
                                   std::to_string(m.input_size));
-    b.f32 = reinterpret_cast<const float*>(data);
+    b.f32 = dl_data<const float>(x);
   } else {
     throw std::invalid_argument("expected uint8 or float32 pixels");
   }
-  float* dst = reinterpret_cast<float*>(static_cast<char*>(out.data) + out.byte_offset);
-  int64_t bad;
-  {
-    py::gil_scoped_release release;
-    bad = engine.scores_device(b, dst, stream);
+  float* work = nullptr;
+  if (!work_cap.is_none()) {
+    const dl::DLTensor& w = dl_tensor(work_cap.cast<py::capsule>());
+    check_device_tensor(w, engine.device(), "workspace");
+    if (w.ndim != 2 || w.shape[0] < CudaEngine::workspace_rows(b.n) ||
+        w.shape[1] != CudaEngine::kWorkspaceCols || w.dtype.code != dl::kDLFloat || w.dtype.bits != 32)
+      throw std::invalid_argument("workspace must be float32 [min(N, 65536), 400]");
+    work = dl_data<float>(w);
   }
-  raise_bad(bad);
+  int* bad = nullptr;
+  if (!bad_cap.is_none()) {
+    const dl::DLTensor& f = dl_tensor(bad_cap.cast<py::capsule>());
+    check_device_tensor(f, engine.device(), "first_bad");
+    if (f.ndim != 1 || f.shape[0] != 1 || f.dtype.code != dl::kDLInt || f.dtype.bits != 32)
+      throw std::invalid_argument("first_bad must be int32 [1]");
+    bad = dl_data<int>(f);
+  }
+  py::gil_scoped_release release;
+  engine.scores_device(b, dl_data<float>(out), stream, bad, work);
 }
 #endif
 
@@ -315,6 +339,10 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("small_batch_limit", &CpuEngine::small_batch_limit)
       .def_property_readonly("num_classes", [](const CpuEngine& e) { return e.model().num_classes; })
       .def_property_readonly("input_size", [](const CpuEngine& e) { return e.model().input_size; });
+  // The DLPack alignment rule the CUDA entry applies before launching (dlpack.h), on any capsule.
+  m.def("check_dlpack_alignment", [](const py::capsule& cap) {
+    lenet::dlpack::check_aligned(dl_tensor(cap), "input");
+  });
   // The CUDA kernels' tanh (phases.h), elementwise on the host, for its accuracy test.
   m.def("cuda_tanh_approx", [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
     py::array_t<float> out(x.request().shape);
@@ -364,7 +392,10 @@ PYBIND11_MODULE(_core, m) {
              return out;
            },
            py::arg("x"))
-      .def("scores_dlpack", &scores_dlpack, py::arg("x"), py::arg("out"), py::arg("stream") = 0)
+      .def("scores_dlpack", &scores_dlpack, py::arg("x"), py::arg("out"), py::arg("stream") = 0,
+           py::arg("workspace") = py::none(), py::arg("first_bad") = py::none())
+      .def_property_readonly_static("workspace_cols", [](py::object) { return CudaEngine::kWorkspaceCols; })
+      .def_static("workspace_rows", &CudaEngine::workspace_rows, py::arg("n"))
       .def_property_readonly("device", &CudaEngine::device)
       .def_property_readonly("device_name", &CudaEngine::device_name)
       .def_property_readonly("threads", [](const CudaEngine&) { return 1; })

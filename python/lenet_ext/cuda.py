@@ -1,6 +1,12 @@
 """The CUDA side of an engine: numpy batches go through the core's pinned staging buffers; torch
 CUDA tensors (any DLPack producer with a torch-like interface) go to the kernels zero-copy, on the
-caller's current stream, and the scores come back as a tensor on the input's device."""
+caller's current stream, and the scores come back as a tensor on the input's device.
+
+A call on CUDA tensors only enqueues work: it never waits for the GPU, so it overlaps the caller's
+GPU work and can be captured in a CUDA graph (``torch.cuda.graph``). Its scratch memory comes from
+torch's allocator (graph-safe). For float32 input the first kernel records the first image with a
+NaN/Inf pixel on the GPU; ``check_finite()`` waits for that and raises. uint8 pixels are always
+finite."""
 
 from __future__ import annotations
 
@@ -34,9 +40,12 @@ class CudaCore:
     """Wraps ``_core.CudaEngine`` with the same surface as the CPU core (``scores``, ``threads``,
     ``isa``) plus device tensors."""
 
+    _NONE_BAD = 0x7F7F7F7F  # the flag's value when no image had a NaN/Inf pixel
+
     def __init__(self, engine: Any, spec: ArchSpec) -> None:
         self._engine = engine
         self._spec = spec
+        self._first_bad: Any = None  # torch int32 [1] on the device, written by float32 calls
         self.threads = 1
         self.isa = f"cuda:{engine.device} ({engine.device_name})"
         self.device_index = engine.device
@@ -78,7 +87,23 @@ class CudaCore:
         stream = torch.cuda.current_stream(x.device).cuda_stream
         # DLPack reserves 0; the legacy default stream is 1 there.
         dl_stream = stream if stream != 0 else 1
+        work = torch.empty((self._engine.workspace_rows(x.shape[0]), self._engine.workspace_cols),
+                           dtype=torch.float32, device=x.device)
+        bad = None
+        if x.dtype == torch.float32:
+            if self._first_bad is None:
+                self._first_bad = torch.empty(1, dtype=torch.int32, device=x.device)
+            bad = self._first_bad.__dlpack__(stream=dl_stream)
         self._engine.scores_dlpack(x.__dlpack__(stream=dl_stream), out.__dlpack__(stream=dl_stream),
-                                   stream)
+                                   stream, work.__dlpack__(stream=dl_stream), bad)
         return out
+
+    def check_finite(self) -> None:
+        """Waits for the last float32 CUDA-tensor call and raises ValueError if an image of it had a
+        NaN or Inf pixel (host batches are checked by every call)."""
+        if self._first_bad is None:
+            return
+        first = int(self._first_bad.item())  # synchronizes with the flag's stream
+        if first != self._NONE_BAD:
+            raise ValueError(f"input image {first} contains NaN or Inf")
 

@@ -109,6 +109,14 @@ class Engine:
             return self._core.scores(x)  # device tensors go to the CUDA core as they are (DLPack)
         return self._core.scores(self._prepare(x))
 
+    def check_finite(self) -> None:
+        """device="cuda" with CUDA float32 tensors: ``scores`` does not wait for the GPU, so it
+        cannot raise for NaN/Inf pixels; this waits for the last such call and raises ValueError
+        naming its first bad image. Every other input is checked by ``scores`` itself."""
+        check = getattr(self._core, "check_finite", None)
+        if check is not None:
+            check()
+
     def predict(self, x: Any) -> Prediction:
         s = self.scores(x)
         if not isinstance(s, np.ndarray):  # CUDA tensor in, CUDA tensor out (device="cuda")

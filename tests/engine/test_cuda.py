@@ -95,8 +95,12 @@ def test_errors(setup):
     x[5, 0, 2, 2] = np.nan
     with pytest.raises(ValueError, match="input image 5 contains NaN or Inf"):
         engine.scores(x)
+    # CUDA tensors: the call does not wait for the GPU; check_finite does, and raises.
+    engine.scores(torch.from_numpy(x).cuda())
     with pytest.raises(ValueError, match="input image 5"):
-        engine.scores(torch.from_numpy(x).cuda())
+        engine.check_finite()
+    engine.scores(torch.from_numpy(np.nan_to_num(x)).cuda())
+    engine.check_finite()  # the flag is per call
     with pytest.raises(ValueError):
         engine.scores(torch.zeros(3, 28, 28, dtype=torch.int32, device="cuda"))
     assert engine.scores(IMAGES[:0]).shape == (0, engine.num_classes)
@@ -129,3 +133,39 @@ def test_load_artifact_dir(artifact_dir):
     engine = lenet_ext.load(path, device="cuda")
     assert engine.device == "cuda"
     assert_scores_close(engine.scores(IMAGES[:45]), torch_cuda_scores(model, IMAGES[:45]), rtol=1e-5)
+
+
+def test_device_call_is_asynchronous_and_capturable(setup):
+    """No host synchronization inside the call: it can be captured in a CUDA graph, and replays
+    read the graph's input buffer."""
+    model, engine, ref = setup
+    x = torch.from_numpy(IMAGES[:64].copy()).cuda()
+    xf = torch.from_numpy(normalize(IMAGES[:64], model.spec).astype(np.float32)).cuda()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up outside the capture, as torch recommends
+        engine.scores(x)
+        engine.scores(xf)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = engine.scores(x)
+        out_f = engine.scores(xf)
+    x.copy_(torch.from_numpy(IMAGES[64:128].copy()))
+    xf.copy_(torch.from_numpy(normalize(IMAGES[64:128], model.spec).astype(np.float32)))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert_scores_close(out.cpu().numpy(), ref[64:128], rtol=1e-5)
+    assert_scores_close(out_f.cpu().numpy(), ref[64:128], rtol=1e-5)
+    engine.check_finite()
+
+
+@pytest.mark.parametrize("n", [100, 5000, 70000])
+def test_numpy_chunked_pipeline(setup, n):
+    """Host batches are cut into chunks staged by several threads on two streams."""
+    model, engine, _ = setup
+    idx = np.arange(n) % len(IMAGES)
+    ref = torch_cuda_scores(model, IMAGES)
+    assert_scores_close(engine.scores(IMAGES[idx]), ref[idx], rtol=1e-5)
+    x = normalize(IMAGES[idx[:min(n, 6000)]], model.spec).astype(np.float32)
+    assert_scores_close(engine.scores(x), ref[idx[:min(n, 6000)]], rtol=1e-5)

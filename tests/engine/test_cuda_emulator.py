@@ -82,6 +82,19 @@ def test_squash_tanh_against_float64():
     assert special[3] == 0 and np.signbit(special[4])
 
 
+def test_misaligned_dlpack_data_is_refused():
+    """The CUDA entry checks a DLPack tensor's data address before launching (a misaligned float
+    read on the GPU is a sticky error that breaks the whole CUDA context); the rule itself runs
+    on the host, so it is tested here on numpy's DLPack capsules."""
+    buf = np.zeros(4096 + 8, np.uint8)
+    for offset in (1, 2, 3, 6):
+        x = np.frombuffer(buf.data, dtype=np.float32, offset=offset, count=1024)
+        with pytest.raises(ValueError, match=r"input: DLPack data .* not aligned to its 4-byte elements"):
+            _core.check_dlpack_alignment(x.__dlpack__())
+    _core.check_dlpack_alignment(np.frombuffer(buf.data, np.float32, offset=4, count=1024).__dlpack__())
+    _core.check_dlpack_alignment(buf[3:].__dlpack__())  # bytes: any address
+
+
 def test_no_race_between_threads_of_a_phase(setup):
     """Running every phase's threads in reverse order gives bit-identical scores: no phase reads
     what another thread writes in the same phase (a missing barrier would show here)."""

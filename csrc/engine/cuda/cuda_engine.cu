@@ -5,6 +5,8 @@
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device.h"
@@ -67,13 +69,41 @@ namespace {
 
 // Images per pass on device input: bounds the reused S4 buffer (65,536 images = 105 MB).
 constexpr int64_t kMaxChunk = 65536;
-// Images per chunk of a host batch: large enough to fill any GPU (4,096 blocks of the first
-// kernel), small enough that two chunks pipeline (copy-in of one under the kernels of the other).
-constexpr int64_t kHostChunk = 16384;
+// Images per chunk of a host batch: at most 16,384 (4,096 blocks of the first kernel fill any
+// GPU), and a quarter of the batch down to 2,048, so a batch of a few thousand images is still
+// cut into chunks whose staging, upload and kernels overlap.
+constexpr int64_t kHostChunkMax = 16384, kHostChunkMin = 2048;
+int64_t host_chunk(int64_t n) {
+  return std::min(n, std::max(kHostChunkMin, std::min(kHostChunkMax, (n + 3) / 4)));
+}
 
+// memcpy by up to 4 threads (1 MB each at least): one core's copy bandwidth does not keep up
+// with a PCIe 4/5 upload of pinned memory.
+void staged_copy(void* dst, const void* src, size_t bytes) {
+  constexpr size_t kPerThread = size_t(1) << 20;
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const size_t parts = std::min<size_t>({4, hw, std::max<size_t>(1, bytes / kPerThread)});
+  if (parts <= 1) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  const size_t step = (bytes + parts - 1) / parts;
+  std::vector<std::thread> helpers;
+  for (size_t i = 1; i < parts; ++i) {
+    const size_t off = i * step, len = std::min(step, bytes - std::min(bytes, off));
+    if (len) helpers.emplace_back([=] { std::memcpy(static_cast<char*>(dst) + off, static_cast<const char*>(src) + off, len); });
+  }
+  std::memcpy(dst, src, std::min(step, bytes));
+  for (std::thread& t : helpers) t.join();
+}
+
+// Owners of one allocation: not copyable (a copy would free twice), not movable (never needed).
 struct DeviceBuffer {
   void* p = nullptr;
   size_t bytes = 0;
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   ~DeviceBuffer() { if (p) cudaFree(p); }
   void* get(size_t want) {
     if (want > bytes) {
@@ -90,6 +120,9 @@ struct DeviceBuffer {
 struct PinnedBuffer {
   void* p = nullptr;
   size_t bytes = 0;
+  PinnedBuffer() = default;
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
   ~PinnedBuffer() { if (p) cudaFreeHost(p); }
   void* get(size_t want) {
     if (want > bytes) {
@@ -144,7 +177,8 @@ struct CudaEngine::Impl {
   std::mutex mu;
   DeviceBuffer w_c5, w_c5b, w_f6, w_f6b, w_out, w_outb;  // weights, uploaded once
   Slot slots[2];                                         // reused across calls
-  DeviceBuffer d_s4, d_bad;                              // device-input path
+  DeviceBuffer d_s4;                                     // device path without a workspace
+  DeviceBuffer d_bad;                                    // host path's NaN/Inf flag
   PinnedBuffer h_bad;
 
   ~Impl() {
@@ -155,9 +189,9 @@ struct CudaEngine::Impl {
       }
   }
 
-  // Both kernels for one chunk already in device memory; scores to device memory.
-  void run(const InputView& in, DeviceBuffer& s4_buf, float* scores, int* bad, cudaStream_t s) {
-    float* s4 = static_cast<float*>(s4_buf.get(size_t(in.n) * kS4Len * sizeof(float)));
+  // Both kernels for one chunk already in device memory; S4 activations in s4 ([in.n][400]),
+  // scores to device memory.
+  void run(const InputView& in, float* s4, float* scores, int* bad, cudaStream_t s) {
     launch_fused_subsample(packed.sub, in, s4, bad, s);
     launch_fused_rbf(head, s4, in.n, scores, multiprocessors, s);
   }
@@ -203,6 +237,8 @@ static void check_batch(const Model& model, const InputBatch& batch) {
   if (batch.n > INT_MAX) throw std::invalid_argument("batch too large (more than 2^31 images)");
 }
 
+int64_t CudaEngine::workspace_rows(int64_t n) { return std::min(n, kMaxChunk); }
+
 int64_t CudaEngine::scores_host(const InputBatch& batch, float* scores) {
   Impl& m = *impl_;
   check_batch(m.model, batch);
@@ -212,14 +248,17 @@ int64_t CudaEngine::scores_host(const InputBatch& batch, float* scores) {
   const int classes = m.model.num_classes;
   const size_t px = size_t(batch.size) * batch.size * (batch.u8 ? 1 : sizeof(float));
   const size_t row = size_t(classes) * sizeof(float);
-  const int64_t chunk = std::min(batch.n, kHostChunk);
+  const int64_t chunk = host_chunk(batch.n);
   const char* src = batch.u8 ? reinterpret_cast<const char*>(batch.u8)
                              : reinterpret_cast<const char*>(batch.f32);
-  int* d_bad = static_cast<int*>(m.d_bad.get(sizeof(int)));
-  int* h_bad = static_cast<int*>(m.h_bad.get(sizeof(int)));
-  Slot* sl0 = &m.slots[0];
-  LENET_CUDA_CHECK(cudaMemsetAsync(d_bad, 0x7f, sizeof(int), sl0->stream));  // 0x7f7f7f7f: none
-  LENET_CUDA_CHECK(cudaStreamSynchronize(sl0->stream));
+  // The NaN/Inf flag (float input only) is shared by both slots' streams: set it before either
+  // starts.
+  int* d_bad = nullptr;
+  if (batch.f32) {
+    d_bad = static_cast<int*>(m.d_bad.get(sizeof(int)));
+    LENET_CUDA_CHECK(cudaMemsetAsync(d_bad, 0x7f, sizeof(int), m.slots[0].stream));  // none
+    LENET_CUDA_CHECK(cudaStreamSynchronize(m.slots[0].stream));
+  }
   // Scores of a slot's in-flight chunk: wait for its stream, copy out of pinned memory.
   auto drain = [&](Slot& sl) {
     if (sl.pending_n == 0) return;
@@ -237,11 +276,12 @@ int64_t CudaEngine::scores_host(const InputBatch& batch, float* scores) {
       float* h_out = static_cast<float*>(sl.h_scores.get(size_t(chunk) * row));
       void* d_in = sl.d_in.get(size_t(chunk) * px);
       float* d_out = static_cast<float*>(sl.d_scores.get(size_t(chunk) * row));
-      std::memcpy(h_in, src + first * px, size_t(n) * px);
+      float* d_s4 = static_cast<float*>(sl.d_s4.get(size_t(chunk) * kS4Len * sizeof(float)));
+      staged_copy(h_in, src + first * px, size_t(n) * px);
       LENET_CUDA_CHECK(cudaMemcpyAsync(d_in, h_in, size_t(n) * px, cudaMemcpyHostToDevice, sl.stream));
       const InputView in{batch.u8 ? static_cast<const uint8_t*>(d_in) : nullptr,
                          batch.u8 ? nullptr : static_cast<const float*>(d_in), n, batch.size, first};
-      m.run(in, sl.d_s4, d_out, d_bad, sl.stream);
+      m.run(in, d_s4, d_out, d_bad, sl.stream);
       LENET_CUDA_CHECK(cudaMemcpyAsync(h_out, d_out, size_t(n) * row, cudaMemcpyDeviceToHost, sl.stream));
       sl.pending_first = first;
       sl.pending_n = n;
@@ -255,31 +295,42 @@ int64_t CudaEngine::scores_host(const InputBatch& batch, float* scores) {
     }
     throw;
   }
+  if (!d_bad) return -1;
+  int* h_bad = static_cast<int*>(m.h_bad.get(sizeof(int)));
   LENET_CUDA_CHECK(cudaMemcpy(h_bad, d_bad, sizeof(int), cudaMemcpyDeviceToHost));
   return *h_bad == 0x7f7f7f7f ? -1 : *h_bad;  // the lowest bad index over all chunks
 }
 
-int64_t CudaEngine::scores_device(const InputBatch& batch, float* scores, uintptr_t stream) {
+void CudaEngine::scores_device(const InputBatch& batch, float* scores, uintptr_t stream,
+                               int* first_bad, float* workspace) {
   Impl& m = *impl_;
   check_batch(m.model, batch);
-  if (batch.n <= 0) return -1;
+  if (batch.n <= 0) return;
   std::lock_guard<std::mutex> lock(m.mu);
   DeviceGuard guard(m.device);
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  float* s4 = workspace;
+  if (!s4) {
+    const size_t want = size_t(workspace_rows(batch.n)) * kS4Len * sizeof(float);
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    LENET_CUDA_CHECK(cudaStreamIsCapturing(s, &capture));
+    if (capture != cudaStreamCaptureStatusNone && want > m.d_s4.bytes)
+      throw std::runtime_error(
+          "lenet_ext: the CUDA engine would allocate its S4 buffer inside a CUDA graph capture; "
+          "pass a workspace (the Python wrapper does) or run the batch size once before capturing");
+    s4 = static_cast<float*>(m.d_s4.get(want));
+  }
   const int classes = m.model.num_classes;
   const size_t px = size_t(batch.size) * batch.size;
-  int* d_bad = static_cast<int*>(m.d_bad.get(sizeof(int)));
-  int* h_bad = static_cast<int*>(m.h_bad.get(sizeof(int)));
-  LENET_CUDA_CHECK(cudaMemsetAsync(d_bad, 0x7f, sizeof(int), s));
+  if (batch.u8) first_bad = nullptr;  // uint8 pixels are always finite
+  if (first_bad) LENET_CUDA_CHECK(cudaMemsetAsync(first_bad, 0x7f, sizeof(int), s));
+  // The S4 rows are reused from chunk to chunk: the stream orders the reuse.
   for (int64_t first = 0; first < batch.n; first += kMaxChunk) {
     const int64_t n = std::min(kMaxChunk, batch.n - first);
     InputView in{batch.u8 ? batch.u8 + first * px : nullptr,
                  batch.u8 ? nullptr : batch.f32 + first * px, n, batch.size, first};
-    m.run(in, m.d_s4, scores + first * classes, d_bad, s);  // S4 reuse is ordered by the stream
+    m.run(in, s4, scores + first * classes, first_bad, s);
   }
-  LENET_CUDA_CHECK(cudaMemcpyAsync(h_bad, d_bad, sizeof(int), cudaMemcpyDeviceToHost, s));
-  LENET_CUDA_CHECK(cudaStreamSynchronize(s));
-  return *h_bad == 0x7f7f7f7f ? -1 : *h_bad;  // the lowest bad index over all chunks
 }
 
 }  // namespace lenet::cuda

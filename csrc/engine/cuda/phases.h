@@ -208,7 +208,7 @@ LENET_UNROLL
     }
 }
 
-// Records the lowest index of an image with a NaN/Inf pixel.
+// Records the lowest index of an image with a NaN/Inf pixel (first_bad: null when unchecked).
 LENET_HD void note_bad(int* first_bad, int64_t img) {
 #ifdef __CUDA_ARCH__
   atomicMin(first_bad, int(img));
@@ -253,7 +253,7 @@ LENET_HD void phase_load_frames(const SubsampleParams& p, const InputView& in, i
         }
       } else {
         v = in.f32[(img * isz + iy) * isz + ix];
-        if (!finite(v)) note_bad(first_bad, in.index_base + img);
+        if (first_bad && !finite(v)) note_bad(first_bad, in.index_base + img);
       }
     }
     sh.in[b][y * kFrame + x] = v;
