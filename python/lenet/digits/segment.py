@@ -46,6 +46,12 @@ def ink_map(image: np.ndarray, ink: str = "auto") -> np.ndarray:
     right around it, which a single global threshold can then separate."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     gray = gray.astype(np.float32)
+    inside = flat_margin(gray)
+    if inside is not None:
+        top, bottom, left, right = inside
+        darkness = np.zeros_like(gray)
+        darkness[top:bottom, left:right] = ink_map(gray[top:bottom, left:right], ink)
+        return darkness
     if ink == "auto":
         ink = ink_polarity(gray)
     if ink == "light":
@@ -68,6 +74,30 @@ def ink_map(image: np.ndarray, ink: str = "auto") -> np.ndarray:
     paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
     darkness = 1.0 - gray / np.maximum(paper, 1.0)
     return np.clip(darkness, 0.0, 1.0)
+
+
+def flat_margin(gray: np.ndarray, tol: float = 3.0) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of the picture inside a margin of one flat colour that is not
+    the picture's own paper (a photographed page on a white canvas), or None. Such a margin must be
+    cut off before the lighting is estimated: being brighter than the paper, it would spread into
+    the estimate and make the paper along it look like a band of ink (read as 1s, and swallowing
+    the digits near it)."""
+    h, w = gray.shape
+    corner = float(np.median([gray[0, 0], gray[0, -1], gray[-1, 0], gray[-1, -1]]))
+    flat = np.abs(gray - corner) <= tol
+    rows = np.flatnonzero(flat.mean(axis=1) < 0.99)
+    cols = np.flatnonzero(flat.mean(axis=0) < 0.99)
+    if len(rows) == 0 or len(cols) == 0:
+        return None  # all one colour
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if (top, bottom, left, right) == (0, h, 0, w) or min(bottom - top, right - left) < 32:
+        return None
+    # The picture's paper, 8 px inside its edge: past a JPEG block of ringing from the margin.
+    inner = gray[top + 8:bottom - 8, left + 8:right - 8]
+    rim = np.concatenate([inner[0], inner[-1], inner[:, 0], inner[:, -1]])
+    if abs(float(np.median(rim)) - corner) < 20:
+        return None  # the margin is the paper itself (a clean scan): nothing to cut
+    return top, bottom, left, right
 
 
 def ink_polarity(gray: np.ndarray) -> str:
