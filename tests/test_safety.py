@@ -524,3 +524,23 @@ def test_page_with_a_60px_border_gives_the_same_candidates(seed, border):
              ((c.box, c.reason) for c in find_candidates(framed)[0]) if not reason]
     assert len(found) == len(plain)
     assert min(max(_iou(a, b) for b in found) for a in plain) > 0.85
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("missing", "no such file or directory"),
+    ("threads", "threads must be an integer in 1..1024"),
+    ("tampered", "modified since export"),
+])
+def test_lenet_ext_command_errors_are_one_line(artifact_copy, tmp_path, case, needle):
+    """`python -m lenet_ext ART` (a step of make demo) on a bad artifact or argument."""
+    target, extra = artifact_copy, []
+    if case == "missing":
+        target = tmp_path / "nothing"
+    elif case == "threads":
+        extra = ["--threads", "0"]
+    else:
+        with open(artifact_copy / "model.onnx", "ab") as f:
+            f.write(b"\0")
+    proc = subprocess.run([sys.executable, "-m", "lenet_ext", str(target), *extra],
+                          capture_output=True, text=True, timeout=300)
+    one_line_error(proc, None, needle, rc=1)

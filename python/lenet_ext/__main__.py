@@ -22,10 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
 
-    from lenet.data import load_dataset
+    from lenet.data import DataError, load_dataset
 
-    engine = lenet_ext.load(args.artifact, threads=args.threads)
-    test = load_dataset(args.dataset).test
+    try:
+        engine = lenet_ext.load(args.artifact, threads=args.threads)
+        test = load_dataset(args.dataset).test
+    except (ValueError, RuntimeError, DataError) as exc:  # ArtifactError and SpecError are ValueErrors
+        print(f"python -m lenet_ext: error: {exc}", file=sys.stderr)
+        return 1
     images = test.images.numpy()
     labels = test.labels.numpy()
     engine.predict(images[:64])  # warm-up
