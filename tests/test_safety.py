@@ -544,3 +544,14 @@ def test_lenet_ext_command_errors_are_one_line(artifact_copy, tmp_path, case, ne
     proc = subprocess.run([sys.executable, "-m", "lenet_ext", str(target), *extra],
                           capture_output=True, text=True, timeout=300)
     one_line_error(proc, None, needle, rc=1)
+
+
+def test_10_digits_disk_full_names_the_file_and_leaves_no_half_json(tmp_path, page_png, digits_model):
+    out_json = tmp_path / "out.json"
+    out_json.write_text("the previous results")
+    proc = run("lenet-digits", page_png, "--model", digits_model, "--json", out_json, "--quiet",
+               limit_bytes=150)
+    line = one_line_error(proc, None, f"cannot write --json {out_json}", "nothing was written", rc=1)
+    assert "File too large" in line or "No space left" in line
+    assert out_json.read_text() == "the previous results"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
