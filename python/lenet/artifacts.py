@@ -4,33 +4,36 @@ An artifact directory (written by ``lenet-export``) holds ``model.torchscript.pt
 ``model.pt2`` (any subset) and ``manifest.json``, whose ``artifacts`` block records every file's
 SHA-256 and size. :func:`load_artifact` accepts the directory or any one of the files; whenever a
 manifest is present it refuses a file whose bytes differ from what was exported, naming the file,
-before the file is parsed. Weights come back as float32 numpy arrays under the PyTorch state-dict
-names (``c1.weight``, ``s2.coef``, ``c3.weight``, ``output.prototypes`` …), so ``lenet_ext`` and
-``lenet.digits`` never need to know which format they came from.
+before the file is parsed.
 
-Loading a directory reads the weights from ``model.onnx`` when it is there (plain protobuf, no code
-runs), else ``model.pt2``, else ``model.torchscript.pt``, and checks that the spec inside the file
-is the manifest's spec. No reader runs code from the file: ONNX is protobuf, a ``.pt2`` is read as
-a zip of JSON and raw tensors (never through ``torch.export.load``), and a TorchScript file as a
-zip whose ``data.pkl`` is unpickled into plain arrays by a reader that knows five names (never
-through ``torch.jit.load``, which runs the file's TorchScript code). None of them imports torch.
+Every file holds the plain deployment graph (:mod:`lenet.plain`) plus the spec (``lenet.json``)
+and the paper's parameters (``lenet.params``). The readers return those parameters as float32
+numpy arrays under the PyTorch state-dict names (``c1.weight``, ``s2.coef``, ``c3.weight``,
+``output.prototypes`` …), so ``lenet_ext`` and ``lenet.digits`` never need to know which format
+they came from, and they check that the graph's weights are exactly what folding those
+parameters gives. No reader runs code from the file or imports torch: ONNX is protobuf, and the
+TorchScript and ``.pt2`` zip archives are read member by member (their pickles are never opened).
+
+Loading a directory reads ``model.onnx`` when it is there, else ``model.pt2``, else
+``model.torchscript.pt``, and checks that the spec inside the file is the manifest's spec.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
-import pickle
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .plain import PARAMS_KEY, decode_params, fold
 from .spec import ArchSpec, SpecError, weight_shapes
 
 SPEC_KEY = "lenet.json"  # TorchScript _extra_files / .pt2 extra_files / ONNX metadata_props key
@@ -142,7 +145,29 @@ def quiet_torch_deprecations():
         yield
 
 
+# A model file is untrusted input: no member of a zip archive is read past this size.
+MAX_MEMBER_BYTES = 64 << 20
+
+
+def _paper_params(spec: ArchSpec, text: str | bytes | None, path: Path, where: str
+                  ) -> dict[str, np.ndarray]:
+    if not text:
+        raise ArtifactError(f"{path}: no {PARAMS_KEY!r} in the {where} (exported by an older "
+                            "lenet-export? re-export the checkpoint)")
+    try:
+        return decode_params(spec, text)
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: {exc}") from None
+
+
+def _graph_mismatch(path: Path, name: str) -> ArtifactError:
+    return ArtifactError(f"{path}: graph weight {name!r} does not match the paper parameters "
+                         f"stored in {PARAMS_KEY!r} (the file was altered after export)")
+
+
 def read_onnx(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
+    """Spec and paper parameters of a ``.onnx`` file (plain protobuf: nothing in it runs). The
+    graph's weights must be exactly the plain form folded from those parameters."""
     import onnx
     from onnx import numpy_helper
 
@@ -154,180 +179,112 @@ def read_onnx(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
     if SPEC_KEY not in meta:
         raise ArtifactError(f"{path}: no {SPEC_KEY!r} spec in the ONNX metadata_props")
     spec = _spec(meta[SPEC_KEY], path)
-    arrays: dict[str, np.ndarray] = {}
-    for init in proto.graph.initializer:
+    params = _paper_params(spec, meta.get(PARAMS_KEY), path, "ONNX metadata_props")
+    inits = {init.name: init for init in proto.graph.initializer}
+    for name, want in _folded(spec, params, path).items():
+        if name not in inits:
+            raise ArtifactError(f"{path}: the graph has no weight {name!r} (not a plain "
+                                "lenet-export graph)")
         try:
-            arrays[init.name] = numpy_helper.to_array(init)
+            got = numpy_helper.to_array(inits[name])
         except Exception as exc:  # a damaged tensor (e.g. raw_data of the wrong length)
-            raise ArtifactError(f"{path}: initializer {init.name!r} unreadable "
+            raise ArtifactError(f"{path}: initializer {name!r} unreadable "
                                 f"({type(exc).__name__})") from None
-    return spec, arrays
+        if got.dtype != want.dtype or got.shape != want.shape or not np.array_equal(got, want):
+            raise _graph_mismatch(path, name)
+    return spec, params
 
 
-# Storage types a TorchScript archive's data.pkl may name, as numpy dtypes.
-_TS_STORAGES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-                "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
-                "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+def _folded(spec: ArchSpec, params: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    # check_weights first: folding NaN or mis-shaped parameters would give a confusing message.
+    return fold(spec, check_weights(spec, params, path))
 
 
-class _ScriptObject:
-    """What a ``__torch__.*`` module in data.pkl becomes: its attributes, nothing callable."""
+class _Zip:
+    """Members of a TorchScript / .pt2 archive, read as bytes (never unpickled). Both formats put
+    every member under one top-level folder whose name varies."""
 
-    def __setstate__(self, state: Any) -> None:
-        if not isinstance(state, dict):
-            raise pickle.UnpicklingError("a module's state is not a dict")
-        self.__dict__.update(state)
-
-
-def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
-    size, stride = tuple(int(v) for v in size), tuple(int(v) for v in stride)
-    count = 1 + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else 0
-    if offset < 0 or any(s < 0 for s in stride) or offset + count > storage.size:
-        raise pickle.UnpicklingError("a tensor reaches outside its storage")
-    if int(np.prod(size, dtype=np.float64)) > 1 << 28:  # stride-0 views could claim any size
-        raise pickle.UnpicklingError(f"a tensor of shape {size} is larger than any LeNet's")
-    view = np.lib.stride_tricks.as_strided(storage[offset:], size,
-                                           tuple(s * storage.itemsize for s in stride))
-    return np.array(view)
-
-
-def _read_torchscript(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
-    """Spec and weights straight from the TorchScript zip archive: ``extra/lenet.json`` and the
-    module tree in ``data.pkl``, unpickled by a reader that knows exactly five names (module
-    objects, the tensor rebuild call, storage types, OrderedDict) and maps each to inert data.
-
-    ``torch.jit.load`` is never called: it compiles the archive's code and runs the modules'
-    ``__setstate__`` methods, i.e. code from the file."""
-    zf, members = _zip_members(path)
-    with zf:
-        spec = _spec(_zip_read(zf, members, f"extra/{SPEC_KEY}", path, 1 << 20), path)
-        if members.get("byteorder") and _zip_read(zf, members, "byteorder", path, 16) != b"little":
-            raise ArtifactError(f"{path}: big-endian archives are not supported")
-
-        class Reader(pickle.Unpickler):
-            def find_class(self, module: str, name: str) -> Any:
-                if module.startswith("__torch__"):
-                    return _ScriptObject
-                if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-                    return _rebuild_tensor
-                if module == "torch" and name in _TS_STORAGES:
-                    return _TS_STORAGES[name]
-                if (module, name) == ("collections", "OrderedDict"):
-                    return dict
-                raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-            def persistent_load(self, pid: Any) -> np.ndarray:
-                if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                        and pid[1] in _TS_STORAGES.values()):
-                    raise pickle.UnpicklingError("unknown persistent id")
-                _, dtype, key, _, numel = pid
-                raw = _zip_read(zf, members, f"data/{key}", path)
-                numel = int(numel)
-                if len(raw) < numel * np.dtype(dtype).itemsize:
-                    raise pickle.UnpicklingError(f"storage {key} is truncated")
-                return np.frombuffer(raw, np.dtype(dtype).newbyteorder("<"), numel)
-
-        data = _zip_read(zf, members, "data.pkl", path, 1 << 24)
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path, self.kind = path, kind
         try:
-            root = Reader(io.BytesIO(data)).load()
-        except ArtifactError:
-            raise
-        except Exception as exc:  # UnpicklingError, and whatever a damaged stream raises
-            raise ArtifactError(f"{path}: not a readable TorchScript file "
-                                f"({type(exc).__name__}: {exc})") from None
-    if not isinstance(root, _ScriptObject):
-        raise ArtifactError(f"{path}: data.pkl does not hold a module")
-    weights: dict[str, np.ndarray] = {}
-    todo = [("", root)]
-    while todo:
-        prefix, obj = todo.pop()
-        for name, value in vars(obj).items():
-            if isinstance(value, np.ndarray):
-                weights[prefix + name] = value
-            elif isinstance(value, _ScriptObject) and len(prefix) < 1000:
-                todo.append((f"{prefix}{name}.", value))
-    return spec, weights
+            self.zip = zipfile.ZipFile(path)
+            names = self.zip.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise ArtifactError(f"{path}: not a readable {kind} file ({type(exc).__name__}: "
+                                f"{_first_line(exc)})") from None
+        roots = {n.split("/", 1)[0] for n in names}
+        if len(roots) != 1 or any("/" not in n for n in names):
+            raise ArtifactError(f"{path}: not a {kind} archive (no single top-level folder)")
+        self.root = roots.pop()
 
-
-# torch.export's tensor-metadata dtype codes (torch/_export/serde/schema.py ScalarType) that a
-# weight may have; anything else is refused.
-_PT2_DTYPES = {6: np.float16, 7: np.float32, 8: np.float64}
-
-
-def _zip_members(path: Path) -> tuple[Any, dict[str, str]]:
-    """An open archive and its members keyed by path below the single top-level folder that
-    ``torch.jit.save`` / ``torch.export.save`` put everything in."""
-    import zipfile
-
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ArtifactError(f"{path}: not a readable zip archive ({exc})") from None
-    members: dict[str, str] = {}
-    for name in zf.namelist():
-        _, sep, rest = name.partition("/")
-        if sep and rest:
-            members[rest] = name
-    return zf, members
-
-
-def _zip_read(zf: Any, members: dict[str, str], key: str, path: Path, limit: int = 1 << 30) -> bytes:
-    if key not in members:
-        raise ArtifactError(f"{path}: no {key!r} in the archive")
-    info = zf.getinfo(members[key])
-    if info.file_size > limit:
-        raise ArtifactError(f"{path}: {key!r} is {info.file_size} bytes, more than a LeNet needs")
-    try:
-        return zf.read(members[key])
-    except Exception as exc:  # BadZipFile (CRC), zlib errors, truncation
-        raise ArtifactError(f"{path}: {key!r} unreadable ({type(exc).__name__}: {exc})") from None
-
-
-def _read_pt2(path: Path) -> tuple[ArchSpec, dict[str, Any]]:
-    """Spec and weights straight from the ``.pt2`` zip archive: its ``extra/lenet.json`` and the
-    raw little-endian tensors that ``data/weights/model_weights_config.json`` describes.
-
-    ``torch.export.load`` is never called: it unpickles the archive's ``sample_inputs`` (and
-    pickled weights) and, when its restricted reader refuses an entry, retries with an
-    unrestricted one, which runs whatever code a crafted file holds. Here nothing is unpickled: a
-    weight stored as a pickle is refused."""
-    zf, members = _zip_members(path)
-    with zf:
-        spec = _spec(_zip_read(zf, members, f"extra/{SPEC_KEY}", path, 1 << 20), path)
-        if members.get("byteorder") and _zip_read(zf, members, "byteorder", path, 16) != b"little":
-            raise ArtifactError(f"{path}: big-endian archives are not supported")
+    def read(self, member: str, required: bool = True) -> bytes | None:
+        name = f"{self.root}/{member}"
         try:
-            config = json.loads(_zip_read(zf, members, "data/weights/model_weights_config.json",
-                                          path, 1 << 24))["config"]
-            if not isinstance(config, dict):
-                raise TypeError("config is not an object")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{path}: weights config unreadable ({exc})") from None
-        weights: dict[str, np.ndarray] = {}
-        for name, entry in config.items():
-            try:
-                meta = entry["tensor_meta"]
-                if entry.get("use_pickle"):
-                    raise ArtifactError(f"{path}: weight {name!r} is stored as a pickle; "
-                                        "refusing to unpickle it")
-                dtype = _PT2_DTYPES.get(meta["dtype"])
-                if dtype is None:
-                    raise ArtifactError(f"{path}: weight {name!r} has unsupported dtype code "
-                                        f"{meta['dtype']}")
-                shape = tuple(int(d["as_int"]) for d in meta["sizes"])
-                file = "data/weights/" + str(entry["path_name"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ArtifactError(f"{path}: weights config entry {name!r} malformed "
-                                    f"({type(exc).__name__}: {exc})") from None
-            raw = _zip_read(zf, members, file, path)
-            count = int(np.prod(shape, dtype=np.int64))
-            if len(raw) < count * np.dtype(dtype).itemsize:
-                raise ArtifactError(f"{path}: weight {name!r} holds {len(raw)} bytes, "
-                                    f"too few for shape {shape}")
-            # Exported tensors are contiguous; the engine checks shapes against the spec next.
-            weights[name] = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"),
-                                          count=count).reshape(shape)
-    return spec, weights
+            info = self.zip.getinfo(name)
+        except KeyError:
+            if required:
+                raise ArtifactError(f"{self.path}: no {member!r} in the {self.kind} archive") from None
+            return None
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise ArtifactError(f"{self.path}: {member!r} is {info.file_size:,} bytes, more than "
+                                f"a LeNet needs")
+        try:
+            return self.zip.read(info)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
+            raise ArtifactError(f"{self.path}: {member!r} unreadable ({type(exc).__name__}: "
+                                f"{_first_line(exc)})") from None
+
+    def members(self, folder: str) -> list[str]:
+        prefix = f"{self.root}/{folder}"
+        return [n[len(self.root) + 1:] for n in self.zip.namelist() if n.startswith(prefix)]
+
+    def spec_and_params(self) -> tuple[ArchSpec, dict[str, np.ndarray]]:
+        if self.read("byteorder", required=False) not in (None, b"little"):
+            raise ArtifactError(f"{self.path}: big-endian archives are not supported")
+        text = self.read(f"extra/{SPEC_KEY}", required=False)
+        if not text:
+            raise ArtifactError(f"{self.path}: no {SPEC_KEY!r} in the {self.kind} extra files")
+        spec = _spec(text, self.path)
+        params = _paper_params(spec, self.read(f"extra/{PARAMS_KEY}", required=False),
+                               self.path, f"{self.kind} extra files")
+        return spec, params
+
+
+def _read_torchscript(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
+    """Spec and paper parameters of a TorchScript archive, read from its extra files; nothing is
+    unpickled and no TorchScript is compiled. The archive's tensor storages (raw bytes; which
+    weight each one is would need the pickle) must hold every plain-graph weight folded from
+    those parameters."""
+    archive = _Zip(path, "TorchScript")
+    spec, params = archive.spec_and_params()
+    storages = {archive.read(m) for m in archive.members("data/")}
+    for name, want in _folded(spec, params, path).items():
+        if want.tobytes() not in storages:
+            raise _graph_mismatch(path, name)
+    return spec, params
+
+
+def _read_pt2(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
+    """Spec and paper parameters of a ``torch.export`` archive, read from its extra files without
+    ``torch.export.load`` (which can fall back to unrestricted pickle). Its weights are raw bytes
+    named in a JSON config; each must be the plain-graph weight folded from those parameters."""
+    archive = _Zip(path, ".pt2")
+    spec, params = archive.spec_and_params()
+    try:
+        config = json.loads(archive.read("data/weights/model_weights_config.json"))["config"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise ArtifactError(f"{path}: the .pt2 weights config is not the expected JSON") from None
+    for name, want in _folded(spec, params, path).items():
+        entry = config.get(name) if isinstance(config, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("path_name"), str):
+            raise ArtifactError(f"{path}: the graph has no weight {name!r} (not a plain "
+                                "lenet-export graph)")
+        if entry.get("use_pickle") is not False:
+            raise ArtifactError(f"{path}: weight {name!r} is stored as a pickle; refusing it")
+        data = archive.read(f"data/weights/{entry['path_name']}")
+        if data != want.tobytes():
+            raise _graph_mismatch(path, name)
+    return spec, params
 
 
 _READERS = {"onnx": read_onnx, "torchscript": _read_torchscript, "pt2": _read_pt2}
@@ -402,3 +359,7 @@ def load_module(path: str | os.PathLike):
     model.load_state_dict({k: torch.from_numpy(v) for k, v in art.state_dict.items()})
     return model.eval()
 
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -334,7 +334,8 @@ def run(args: argparse.Namespace) -> int:
                               "meaning": "larger = more likely"
                                          + ("; minus the RBF distances" if spec.head == "rbf" else "")}},
             "onnx": ({"opset": args.opset, "exporter": "torch.onnx.export(dynamo=False), "
-                      "TorchScript-based, no constant folding", "domains": ["ai.onnx"]}
+                      "TorchScript-based, constants folded", "graph": "plain (lenet.plain)",
+                      "domains": ["ai.onnx"]}
                      if "onnx" in files else None),
             "versions": versions(args.opset if "onnx" in files else None),
             "source": source_record(ckpt, state),

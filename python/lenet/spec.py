@@ -40,6 +40,15 @@ LECUN_C3_TABLE: tuple[tuple[int, ...], ...] = (
 )
 
 
+def c3_slot_positions(table: tuple[tuple[int, ...], ...] = LECUN_C3_TABLE
+                      ) -> tuple[tuple[int, int], ...]:
+    """(output map, input map) of every C3 weight slot, in slot order: where the table's sparse
+    ``c3.weight[slot]`` kernels sit in the dense ``[16, 6, 5, 5]`` kernel (zeros elsewhere). The
+    one home of that mapping: the training module, the export's plain graph and the engine's
+    loader all take it from here."""
+    return tuple((out, i) for out, inputs in enumerate(table) for i in inputs)
+
+
 # What an arch name fixes (see ArchSpec.validate); spec_for has the full specs.
 ARCH_FAMILY: dict[str, dict[str, Any]] = {
     "lenet5": {"activation": "scaled_tanh", "input_size": 32, "c1_padding": 0},

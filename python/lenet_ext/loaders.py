@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lenet.artifacts import ArtifactError, check_weights, load_artifact, read_onnx
-from lenet.spec import LECUN_C3_TABLE, ArchSpec
+from lenet.spec import ArchSpec, c3_slot_positions
 
 __all__ = ["ArtifactError", "as_spec", "load_arrays", "model_arrays", "read_onnx"]
 
@@ -33,12 +33,9 @@ def model_arrays(spec: ArchSpec, state_dict: Mapping[str, Any]
     if spec.c3_table == "lecun":
         dense = np.zeros((16, 6, 5, 5), np.float32)
         connected = np.zeros((16, 6), np.uint8)
-        slot = 0
-        for out, inputs in enumerate(LECUN_C3_TABLE):
-            for i in inputs:
-                dense[out, i] = weights["c3.weight"][slot]
-                connected[out, i] = 1
-                slot += 1
+        for slot, (out, i) in enumerate(c3_slot_positions()):
+            dense[out, i] = weights["c3.weight"][slot]
+            connected[out, i] = 1
         weights["c3.weight"] = dense
     else:
         connected = np.ones((16, 6), np.uint8)

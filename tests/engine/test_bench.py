@@ -18,7 +18,15 @@ def test_bench_smoke(tmp_path, capsys):
                        "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     engines = {r["engine"] for r in report["rows"]}
-    assert {"lenet_ext", "PyTorch eager", "TorchScript", "ONNX Runtime"} <= engines
+    assert {"lenet_ext", "PyTorch eager", "TorchScript", "ONNX Runtime", "OpenCV DNN"} <= engines
+    # The ONNX peers run the shipped plain graph and say how many nodes it has.
+    onnx_rows = [r for r in report["rows"] if r["engine"] in ("ONNX Runtime", "OpenCV DNN")]
+    assert onnx_rows and all(r["config"].startswith("16 nodes") for r in onnx_rows)
+    for batch in (1, 3):
+        rows = [r for r in report["rows"] if r["batch"] == batch]
+        best = max(r["images_per_s"] for r in rows if r["peer"] and not r["reference"])
+        for r in rows:
+            assert r["ratio_to_best_peer"] == pytest.approx(r["images_per_s"] / best)
     assert report["macs_per_image"] == 326_520 and report["sgemm_gflops"] > 0
     assert "vs best peer" in capsys.readouterr().out
 

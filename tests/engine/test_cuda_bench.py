@@ -8,7 +8,8 @@ import json
 import pytest
 
 import lenet_ext
-from lenet import bench, bench_cuda
+from lenet import bench
+from lenet.bench import cuda as bench_cuda
 
 from .conftest import make_model, write_artifact
 

@@ -170,7 +170,7 @@ def test_parity_failure_names_the_format_and_leaves_nothing(tmp_path, relu_check
         original(model, path, opset)
         proto = onnx.load(str(path))
         for init in proto.graph.initializer:
-            if init.name == "output.bias":
+            if init.name == "out.bias":
                 init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + 0.5, init.name))
         onnx.save(proto, str(path))
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 import torch
 
 from lenet.artifacts import FILES, load_artifact, load_module, quiet_torch_deprecations
 from lenet.exporters import DEFAULT_OPSET
 from lenet.parity import RTOL
+from lenet.plain import decode_params, fold, plain_shapes
 
 from .conftest import METRICS, relative_error
 
@@ -93,7 +96,7 @@ def test_every_format_reloads_and_matches_eager(exported, fmt):
         got = run(x)
         assert got.shape == (batch, model.spec.num_classes)
         assert relative_error(got, ref) <= RTOL, (fmt, batch)
-    # The loader gives back exactly the checkpoint's weights under their state-dict names.
+    # The loader gives back exactly the checkpoint's (paper) weights under their state-dict names.
     art = load_artifact(path)
     assert art.spec == model.spec and art.format == fmt and art.manifest is not None
     expected = model.state_dict()
@@ -103,20 +106,34 @@ def test_every_format_reloads_and_matches_eager(exported, fmt):
         np.testing.assert_array_equal(value, expected[name].numpy(), err_msg=name)
 
 
+# The plain graph of each arch (lenet.plain): every op, counted. No weight gathering, slicing or
+# reshaping at run time; one Flatten between C5 and F6; the RBF's [t, t²] is one Mul + Concat.
+PLAIN_OPS = {
+    "lenet5": {"Conv": 5, "Tanh": 6, "Flatten": 1, "Gemm": 2, "Mul": 1, "Concat": 1},
+    "lenet-d2l": {"Conv": 3, "Sigmoid": 4, "AveragePool": 2, "Flatten": 1, "Gemm": 2},
+    "lenet-relu": {"Conv": 3, "Relu": 4, "MaxPool": 2, "Flatten": 1, "Gemm": 2},
+}
+# Run-time weight surgery the plain form must not contain, in each format's spelling.
+WEIGHT_SURGERY = {"Gather", "Slice", "Reshape", "Unsqueeze", "Split", "Transpose", "ScatterND",
+                  "index_select", "slice", "select", "reshape", "view", "index_copy", "unsqueeze",
+                  "split", "chunk", "t", "permute"}
+
+
 def test_onnx_contract(exported):
-    """Standard ops only, state-dict initializers, dynamic batch, named I/O, spec in metadata."""
+    """Standard ops only, the plain graph's weights, dynamic batch, named I/O, spec and paper
+    parameters in metadata."""
     model, _, out, _ = exported
     proto = onnx.load(str(out / "model.onnx"))
     onnx.checker.check_model(proto, full_check=True)
     assert {n.domain for n in proto.graph.node} <= {""}
     assert [(o.domain, o.version) for o in proto.opset_import] == [("", DEFAULT_OPSET)]
-    inits = {i.name: tuple(i.dims) for i in proto.graph.initializer}
-    assert inits == {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if model.spec.arch == "lenet5":
-        assert inits["c3.weight"] == (60, 5, 5)
-        # Trainable subsampling and the RBF distances are ordinary ops.
-        assert {"AveragePool", "Mul", "Add", "Sub", "ReduceSum", "Conv", "Gather"} <= {
-            n.op_type for n in proto.graph.node}
+    ops = Counter(n.op_type for n in proto.graph.node)
+    assert ops == PLAIN_OPS[model.spec.arch], ops
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    assert {k: v.shape for k, v in inits.items()} == plain_shapes(model.spec)
+    folded = fold(model.spec, {k: v.numpy() for k, v in model.state_dict().items()})
+    for name, value in folded.items():
+        np.testing.assert_array_equal(inits[name], value, err_msg=name)
     (inp,), (outp,) = proto.graph.input, proto.graph.output
     size = model.spec.input_size
     assert inp.name == "input" and outp.name == "scores"
@@ -126,6 +143,30 @@ def test_onnx_contract(exported):
     assert outp.type.tensor_type.shape.dim[0].dim_param
     meta = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(meta["lenet.json"]) == model.spec.to_dict()
+    params = decode_params(model.spec, meta["lenet.params"])
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(params[name], value.numpy(), err_msg=name)
+
+
+def aten_ops(graph) -> Counter:
+    return Counter(n.kind().split("::")[1] for n in graph.nodes()
+                   if n.kind().startswith("aten::"))
+
+
+def test_torchscript_and_pt2_graphs_are_plain(exported):
+    model, _, out, _ = exported
+    n_conv = 5 if model.spec.pooling == "trainable" else 3
+    with quiet_torch_deprecations():
+        ts = torch.jit.load(str(out / "model.torchscript.pt"))
+    ops = aten_ops(ts.inlined_graph)
+    assert ops["_convolution"] == n_conv and ops["linear"] == 2, ops
+    assert not set(ops) & WEIGHT_SURGERY, ops
+    program = torch.export.load(str(out / "model.pt2"))
+    targets = Counter(str(n.target).split(".")[1] for n in program.graph.nodes
+                      if n.op == "call_function" and str(n.target).startswith("aten."))
+    assert targets["conv2d"] == n_conv and targets["linear"] == 2, targets
+    assert not set(targets) & WEIGHT_SURGERY, targets
+    assert set(program.state_dict) == set(plain_shapes(model.spec))
 
 
 def test_opencv_dnn_runs_the_onnx(exported):

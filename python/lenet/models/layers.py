@@ -8,12 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..spec import LECUN_C3_TABLE
+# f(a) = A tanh(S a) with A = 1.7159 and S = 2/3, so f(±1) = ±1 (paper, Appendix A); the plain
+# export form folds the same two numbers into its weights.
+from ..plain import TANH_AMPLITUDE, TANH_SLOPE
+from ..spec import LECUN_C3_TABLE, c3_slot_positions
 from .prototypes import rbf_prototypes
-
-# f(a) = A tanh(S a) with A = 1.7159 and S = 2/3, so f(±1) = ±1 (paper, Appendix A).
-TANH_AMPLITUDE = 1.7159
-TANH_SLOPE = 2.0 / 3.0
 
 def connection_table(name: str, in_maps: int = 6, out_maps: int = 16) -> tuple[tuple[int, ...], ...]:
     """The C3 table by spec name: ``lecun`` (Table I) or ``full`` (every map reads all maps)."""
@@ -70,7 +69,7 @@ class TableConv(nn.Module):
         # Where each slot sits in the dense [out*in] kernel grid.
         in_maps = 1 + max(slots)
         self.in_maps = in_maps
-        dense_slots = [out * in_maps + i for out, inputs in enumerate(table) for i in inputs]
+        dense_slots = [out * in_maps + i for out, i in c3_slot_positions(table)]
         self.register_buffer("dense_index", torch.tensor(dense_slots, dtype=torch.long), persistent=False)
         # Consecutive runs of output maps with the same fan-in: (first map, count, fan-in, first slot).
         groups: list[tuple[int, int, int, int]] = []

@@ -1,5 +1,5 @@
 """lenet-bench --device cuda: lenet_ext's CUDA kernels against the GPU tools a user would pick
-instead, in one process, on the same images (DESIGN.md §6):
+instead, in one process, on the same images (the method: :mod:`lenet.bench.cpu`):
 
 * PyTorch eager on CUDA (``inference_mode``), fed the normalized float32 batch already on the GPU;
 * PyTorch with CUDA graphs (the same model captured once per batch size, replayed);
@@ -26,10 +26,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .bench import Row, eager_model, model_macs, normalize, print_table
+from .measure import CPU_BATCH_SIZES, Row, deployment_model, model_macs, normalize
+from .table import print_table
 
 GPU_BATCH_SIZES = [1, 256, 4096, 65536]
-CPU_DEFAULT_BATCH_SIZES = [1, 16, 256, 4096]  # bench.py's default: replaced by the GPU list
 
 
 def no_gpu_reason() -> str | None:
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
 
     artifact = Path(args.artifact)
     sizes = args.batch_sizes
-    if sizes == CPU_DEFAULT_BATCH_SIZES:
+    if sizes == CPU_BATCH_SIZES:  # the default: replaced by the GPU list
         sizes = GPU_BATCH_SIZES
     engine = lenet_ext.load(artifact, device="cuda")
     spec = engine.spec
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"FP32 peak: {f'{peak:.2f} TFLOP/s' if peak else 'unknown'}; measured FP32 matmul: "
           f"{sgemm:.2f} TFLOP/s (torch.mm 4096x4096, TF32 off); model: {spec.arch}, "
           f"{macs:,} real MACs/image")
-    model = eager_model(artifact, spec).to(device).eval()
+    model = deployment_model(artifact).to(device).eval()
     make_ort = ort_cuda_call(artifact, device.index or 0)
     rng = np.random.default_rng(0)
     rows: list[Row] = []
