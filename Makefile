@@ -17,7 +17,7 @@ $(VENV)/.deps: pyproject.toml | $(BIN)/python
 	@# opencv-python (GUI, for lenet-digits' window) replaces opencv-python-headless: both install
 	@# the same cv2 files, so the old one goes first and cv2 is reinstalled if that broke it.
 	$(BIN)/pip uninstall -y -q opencv-python-headless 2>/dev/null || true
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[all,dev]'
 	$(BIN)/python -c "import cv2" 2>/dev/null || $(BIN)/pip install -q --force-reinstall --no-deps opencv-python
 	touch $@
 

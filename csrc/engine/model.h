@@ -1,6 +1,6 @@
 #pragma once
 // The network an engine runs: spec fields and weights, validated once at load time.
-// Kernels only read a Model; loaders (the Python wrapper, through bindings.cpp) fill it.
+// Kernels only read a Model; loaders (the Python wrapper, through bindings/spec.cpp) fill it.
 #include <array>
 #include <cstdint>
 #include <string>

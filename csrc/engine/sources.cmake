@@ -6,6 +6,7 @@
 set(LENET_CPU_ISAS "baseline")
 set(_lenet_cpu_sources
   csrc/engine/model.cpp
+  csrc/engine/input.cpp
   csrc/engine/cpu/isa.cpp
   csrc/engine/cpu/thread_pool.cpp
   csrc/engine/cpu/cpu_engine.cpp
@@ -23,8 +24,12 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
   set(LENET_CPU_ISAS "avx512;avx2;baseline")
 endif()
 
+# The bindings, one file per area (csrc/engine/bindings/bindings.h says which).
 pybind11_add_module(_core MODULE
-  csrc/engine/bindings.cpp
+  csrc/engine/bindings/module.cpp
+  csrc/engine/bindings/spec.cpp
+  csrc/engine/bindings/cpu.cpp
+  csrc/engine/bindings/cuda.cpp
   ${_lenet_cpu_sources}
 )
 target_include_directories(_core PRIVATE csrc)

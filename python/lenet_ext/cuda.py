@@ -55,42 +55,25 @@ class CudaCore:
     def scores(self, x: Any) -> Any:
         if is_cuda_tensor(x):
             return self._scores_tensor(x)
-        return self._engine.scores(x)  # a numpy batch already checked by Engine._prepare
+        return self._engine.scores(x)  # a numpy batch (Engine._prepare)
 
     def _scores_tensor(self, x: Any) -> Any:
+        """A CUDA tensor, zero-copy; dtype, shape and device are checked by the core
+        (csrc/engine/input.cpp, the same rules as for numpy batches)."""
         import torch
 
-        size = self._spec.input_size
         if x.requires_grad:
             x = x.detach()
-        if x.dtype == torch.uint8:
-            if x.dim() == 4:
-                if x.shape[1] != 1:
-                    raise ValueError(f"expected 1 channel, got {x.shape[1]} (shape {tuple(x.shape)})")
-                x = x[:, 0]
-            if x.dim() != 3 or tuple(x.shape[1:]) not in ((28, 28), (size, size)):
-                raise ValueError(f"uint8 images must be [N, 28, 28] or [N, {size}, {size}]; "
-                                 f"got shape {tuple(x.shape)}")
-        elif x.dtype == torch.float32:
-            if x.dim() != 4 or x.shape[1] != 1 or tuple(x.shape[2:]) != (size, size):
-                raise ValueError(f"float32 input must be [N, 1, {size}, {size}]; "
-                                 f"got shape {tuple(x.shape)}")
-            x = x[:, 0]
-        else:
-            raise ValueError(f"expected uint8 raw pixels or float32 normalized input; got dtype {x.dtype}")
-        if x.device.index != self.device_index:
-            raise ValueError(f"input tensor is on {x.device} but the engine is on cuda:{self.device_index}")
         x = x.contiguous()  # non-contiguous views: one copy on the GPU
-        out = torch.empty((x.shape[0], self.num_classes), dtype=torch.float32, device=x.device)
-        if x.shape[0] == 0:
-            return out
+        n = x.shape[0] if x.dim() else 0
+        out = torch.empty((n, self.num_classes), dtype=torch.float32, device=x.device)
         stream = torch.cuda.current_stream(x.device).cuda_stream
         # DLPack reserves 0; the legacy default stream is 1 there.
         dl_stream = stream if stream != 0 else 1
-        work = torch.empty((self._engine.workspace_rows(x.shape[0]), self._engine.workspace_cols),
+        work = torch.empty((self._engine.workspace_rows(n), self._engine.workspace_cols),
                            dtype=torch.float32, device=x.device)
         bad = None
-        if x.dtype == torch.float32:
+        if x.dtype == torch.float32 and n:  # an empty batch launches nothing: leave the flag
             if self._first_bad is None:
                 self._first_bad = torch.empty(1, dtype=torch.int32, device=x.device)
             bad = self._first_bad.__dlpack__(stream=dl_stream)

@@ -1,4 +1,4 @@
-"""The engine object: input validation and conversion in front of the C++ core."""
+"""The engine object: numpy conversion in front of the C++ core, which checks every batch."""
 
 from __future__ import annotations
 
@@ -75,33 +75,10 @@ class Engine:
                 f"threads={self.threads}>")
 
     def _prepare(self, x: Any) -> np.ndarray:
+        """numpy, C-contiguous. Which dtypes, ranks and sizes are accepted is the core's rule
+        (csrc/engine/input.cpp, shared with the CUDA entries), not repeated here."""
         a = _as_numpy(x)
-        size = self.spec.input_size
-        if a.dtype == np.uint8:
-            if a.ndim == 4:
-                if a.shape[1] != 1:
-                    raise ValueError(f"expected 1 channel, got {a.shape[1]} (shape {a.shape})")
-                a = a[:, 0]
-            if a.ndim != 3:
-                raise ValueError(f"uint8 input must have rank 3 [N, H, W] (or [N, 1, H, W]); "
-                                 f"got rank {a.ndim}, shape {a.shape}")
-            if a.shape[1:] not in ((28, 28), (size, size)):
-                raise ValueError(f"uint8 images must be 28x28 or {size}x{size}; got shape {a.shape}")
-        elif a.dtype == np.float32:
-            if a.ndim != 4:
-                raise ValueError(f"float32 input must have rank 4 [N, 1, {size}, {size}]; "
-                                 f"got rank {a.ndim}, shape {a.shape}")
-            if a.shape[1] != 1:
-                raise ValueError(f"expected 1 channel, got {a.shape[1]} (shape {a.shape})")
-            if a.shape[2:] != (size, size):
-                raise ValueError(f"float32 images must be {size}x{size} (normalized model input); "
-                                 f"got shape {a.shape}")
-            a = a[:, 0]
-        else:
-            raise ValueError(f"expected uint8 raw pixels or float32 normalized input; got dtype {a.dtype}")
-        if not a.flags.c_contiguous:
-            a = np.ascontiguousarray(a)
-        return a
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
     def scores(self, x: Any) -> np.ndarray:
         """float32 [N, classes], larger = more likely."""

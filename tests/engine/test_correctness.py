@@ -97,13 +97,39 @@ def test_torch_tensors(model_and_engine, reference, n):
     assert_scores_close(engine.scores(xf), reference[:n])
 
 
-@pytest.mark.parametrize("isa", ["avx512", "avx2", "baseline"])
+ISAS = ["baseline", "avx2", "avx512"]  # in the order a CPU gains them
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("threads", [1, 3])
-def test_every_isa_and_thread_count(model_and_engine, reference, isa, threads):
+def test_every_isa_and_thread_count(model_and_engine, reference, isa, threads, monkeypatch):
+    """Each kernel set runs what it was asked for. LENET_MAX_CPU_ISA caps what the engine may use,
+    so every set is tested on any CPU that has the widest one; one it may not use is refused."""
     model, _ = model_and_engine
+    have = lenet_ext.build_info()["cpu_isa"]
+    if ISAS.index(isa) > ISAS.index(have):
+        with pytest.raises(ValueError, match=f"isa '{isa}' is not available"):
+            lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=threads, isa=isa)
+        pytest.skip(f"this CPU runs at most {have}")
     engine = lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=threads, isa=isa)
+    assert (engine.isa, engine.threads) == (isa, threads)
     for n in (1, 2, 9, 17, 333):
         assert_scores_close(engine.scores(IMAGES[:n]), reference[:n])
+    # The same set chosen by detection when the cap is this set.
+    monkeypatch.setenv("LENET_MAX_CPU_ISA", isa)
+    assert lenet_ext.build_info()["cpu_isa"] == isa
+    assert lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=threads).isa == isa
+    wider = ISAS[ISAS.index(isa) + 1:]
+    for w in wider:
+        with pytest.raises(ValueError, match=f"isa '{w}' is not available here.*at most '{isa}'"):
+            lenet_ext.from_state_dict(model.spec, model.state_dict(), isa=w)
+
+
+def test_bad_isa_cap(model_and_engine, monkeypatch):
+    model, _ = model_and_engine
+    monkeypatch.setenv("LENET_MAX_CPU_ISA", "sse9")
+    with pytest.raises(ValueError, match="LENET_MAX_CPU_ISA='sse9'"):
+        lenet_ext.from_state_dict(model.spec, model.state_dict())
 
 
 def test_concurrent_python_threads(model_and_engine, reference):

@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 import lenet_ext
 from lenet.models import build_model
@@ -51,7 +52,7 @@ def test_uint8_matches_cpu_and_float64(setup, n, head_images):
 def test_float_input_matches(setup, n):
     model, cpu, ref = setup
     x = normalize(IMAGES[:n], model.spec).astype(np.float32)
-    got = emulate(model, x[:, 0])
+    got = emulate(model, x)
     assert_scores_close(got, cpu.scores(x).astype(np.float64), rtol=1e-5)
     assert_scores_close(got, ref[:n], rtol=1e-5)
 
@@ -106,9 +107,9 @@ def test_no_race_between_threads_of_a_phase(setup):
 
 def test_nan_input_is_reported(setup):
     model, _, _ = setup
-    x = normalize(IMAGES[:9], model.spec).astype(np.float32)[:, 0].copy()
-    x[6, 3, 4] = np.nan
-    x[8, 0, 0] = np.inf
+    x = normalize(IMAGES[:9], model.spec).astype(np.float32)
+    x[6, 0, 3, 4] = np.nan
+    x[8, 0, 0, 0] = np.inf
     with pytest.raises(ValueError, match="input image 6 contains NaN or Inf"):
         emulate(model, x)
 
@@ -117,8 +118,8 @@ def test_chunked_launches(setup):
     """The engine splits big batches into launches; chunk offsets and NaN indices stay global."""
     model, _, _ = setup
     assert np.array_equal(emulate(model, IMAGES[:70], chunk=9), emulate(model, IMAGES[:70]))
-    x = normalize(IMAGES[:30], model.spec).astype(np.float32)[:, 0].copy()
-    x[23, 1, 1] = np.inf
+    x = normalize(IMAGES[:30], model.spec).astype(np.float32)
+    x[23, 0, 1, 1] = np.inf
     with pytest.raises(ValueError, match="input image 23 contains NaN or Inf"):
         emulate(model, x, chunk=7)
 
@@ -138,7 +139,6 @@ def variant(arch: str, **changes):
 ], ids=["full-table", "black-on-white", "linear-max"])
 def test_spec_variants(spec_changes):
     spec = variant("lenet5", **spec_changes)
-    torch = pytest.importorskip("torch")
     torch.manual_seed(5)
     model = build_model(spec).eval()
     cpu = lenet_ext.from_state_dict(spec, model.state_dict())
@@ -192,7 +192,7 @@ def main() -> None:
         ref = reference_scores(model, normalize(images, model.spec))
         scale = np.maximum(np.abs(ref).max(axis=1, keepdims=True), 1.0)
         for kind, x in (("uint8", images),
-                        ("float32", normalize(images, model.spec).astype(np.float32)[:, 0])):
+                        ("float32", normalize(images, model.spec).astype(np.float32))):
             emu = emulate(model, x)
             print(f"{arch:11s} {kind:8s} n=500  max relative error: emulator vs CPU "
                   f"{(np.abs(emu - cpu) / scale).max():.2e}, vs PyTorch float64 "

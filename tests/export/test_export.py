@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -170,7 +171,6 @@ def test_torchscript_and_pt2_graphs_are_plain(exported):
 
 
 def test_opencv_dnn_runs_the_onnx(exported):
-    cv2 = pytest.importorskip("cv2")
     model, _, out, _ = exported
     net = cv2.dnn.readNetFromONNX(str(out / "model.onnx"))
     for batch in (1, 7):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -24,7 +25,6 @@ def lenet5():
 
 @pytest.mark.parametrize("opset", list(OPSETS))
 def test_every_accepted_opset_runs_in_onnxruntime_and_opencv(tmp_path, lenet5, opset):
-    cv2 = pytest.importorskip("cv2")
     path = tmp_path / "model.onnx"
     write_onnx(lenet5, path, opset)
     assert onnx.load(str(path)).opset_import[0].version == opset

@@ -27,7 +27,10 @@ namespace {
 struct Scratch {
   float* p = nullptr;
   size_t n = 0;
+  Scratch() = default;
   ~Scratch() { std::free(p); }
+  Scratch(const Scratch&) = delete;  // owns p: a copy would free it twice
+  Scratch& operator=(const Scratch&) = delete;
   float* get(size_t floats) {
     if (floats > n) {
       std::free(p);
@@ -41,16 +44,11 @@ struct Scratch {
 };
 thread_local Scratch tls_scratch;
 
-Isa runnable(Isa wanted) {
-  const Isa have = detect_isa();
-  return int(wanted) <= int(have) ? wanted : have;
-}
-
 }  // namespace
 
 CpuEngine::CpuEngine(Model model, int threads, Isa isa) : model_(std::move(model)) {
   validate(model_);
-  kernels_ = &kernels_for(runnable(isa));
+  kernels_ = &kernels_for(require_isa(isa));
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   pool_ = std::make_unique<ThreadPool>(threads);
   // A wide block costs about this many images on the small path (measured on Zen 4, 1 thread:

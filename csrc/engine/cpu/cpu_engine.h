@@ -14,10 +14,15 @@ namespace lenet::cpu {
 
 class CpuEngine {
  public:
-  // threads <= 0: one per hardware thread. isa: force an instruction set (tests); the best the
-  // CPU supports is used when it is not runnable here.
+  // threads <= 0: one per hardware thread. isa: force an instruction set (tests, comparisons);
+  // std::invalid_argument when this CPU or build cannot run it (see require_isa).
   CpuEngine(Model model, int threads, Isa isa);
   explicit CpuEngine(Model model, int threads = 0) : CpuEngine(std::move(model), threads, detect_isa()) {}
+  // params_ points into this object's own vectors: a copy or a move would point into another's.
+  CpuEngine(const CpuEngine&) = delete;
+  CpuEngine& operator=(const CpuEngine&) = delete;
+  CpuEngine(CpuEngine&&) = delete;
+  CpuEngine& operator=(CpuEngine&&) = delete;
 
   const Model& model() const { return model_; }
   int threads() const { return pool_->size(); }

@@ -1,5 +1,5 @@
 #pragma once
-// The CUDA engine: plain C++ interface (bindings.cpp is compiled without nvcc). Owns its device
+// The CUDA engine: plain C++ interface (the bindings are compiled without nvcc). Owns its device
 // buffers and reuses them across calls; weights are uploaded once. Thread-safe (one call at a
 // time per engine). Every CUDA failure throws CudaError (std::runtime_error) naming the error.
 #include <cstdint>

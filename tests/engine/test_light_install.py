@@ -1,0 +1,84 @@
+"""The engine's install without extras: numpy and onnx only, no torch, and it still loads and runs
+an exported model (an artifact directory and a bare model.onnx).
+
+The wheel is built once per test run into build/light-install/ with its own CMake build directory
+(incremental after the first time; CPU only, so it needs no nvcc and never reconfigures the
+editable build), then installed into a fresh venv whose numpy and onnx come from pip's cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import assert_scores_close, make_model, normalize, reference_scores, write_artifact
+
+ROOT = Path(__file__).resolve().parents[2]
+WHEELS = ROOT / "build" / "light-install"
+
+# Runs inside the fresh venv: load both ways, predict, and prove torch was never importable.
+SCRIPT = r"""
+import importlib.util, json, sys
+import numpy as np
+import lenet_ext
+assert importlib.util.find_spec("torch") is None, "torch is installed in the light venv"
+art, out = sys.argv[1], sys.argv[2]
+x = np.load(out + "/images.npy")
+for name, path in (("dir", art), ("onnx", art + "/model.onnx")):
+    engine = lenet_ext.load(path, threads=1)
+    labels, scores = engine.predict(x)
+    np.save(f"{out}/{name}-scores.npy", scores)
+    np.save(f"{out}/{name}-labels.npy", labels)
+assert "torch" not in sys.modules
+print(json.dumps({"file": lenet_ext.__file__, "version": lenet_ext.__version__}))
+"""
+
+
+def run(*cmd, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    assert proc.returncode == 0, f"{cmd[:4]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def build_wheel() -> Path:
+    for old in WHEELS.glob("lenet-*.whl"):
+        old.unlink()
+    env = dict(os.environ, LENET_CUDA="OFF")
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+        "-w", WHEELS, "-Cbuild-dir=build/light-install/{wheel_tag}", ROOT, cwd=ROOT, env=env)
+    (wheel,) = WHEELS.glob("lenet-*.whl")
+    return wheel
+
+
+@pytest.mark.slow
+def test_engine_without_extras(tmp_path):
+    model = make_model("lenet5", seed=4)
+    art = write_artifact(model, tmp_path / "art")
+    x = np.random.default_rng(5).integers(0, 256, (23, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", x)
+
+    wheel = build_wheel()
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    run(py, "-m", "pip", "install", "-q", wheel)
+    installed = {line.split("==")[0].lower()
+                 for line in run(py, "-m", "pip", "freeze").stdout.splitlines()}
+    assert "torch" not in installed and "onnxruntime" not in installed, sorted(installed)
+
+    # -I: no PYTHONPATH, no user site, no script directory; cwd outside the source tree.
+    proc = run(py, "-I", "-c", SCRIPT, art, tmp_path, cwd=tmp_path)
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert Path(info["file"]).is_relative_to(env_dir), info  # the installed copy, not the source
+    ref = reference_scores(model, normalize(x, model.spec))
+    for name in ("dir", "onnx"):
+        scores = np.load(tmp_path / f"{name}-scores.npy")
+        assert_scores_close(scores, ref)
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}-labels.npy"), ref.argmax(1))
