@@ -214,19 +214,24 @@ def draw_curves(metrics: list[dict[str, Any]], path: Path, title: str) -> None:
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")
 
 
-def check_run_directory(out: Path, args: argparse.Namespace) -> None:
+def check_run_directory(out: Path, args: argparse.Namespace) -> list[str]:
     """Refuse to start a fresh run over an earlier one (its checkpoints would be overwritten);
-    with --force, remove the earlier run's files so none of them outlives the new run."""
+    with --force, the earlier run's files, which :func:`remove_earlier_run` removes later."""
     if out.exists() and not out.is_dir():
         raise SystemExit(f"lenet-train: {out} exists and is not a directory")
     if args.resume:
-        return
+        return []
     earlier = [name for name in RUN_FILES if (out / name).exists()]
-    if not earlier:
-        return
-    if not args.force:
+    if earlier and not args.force:
         raise SystemExit(f"lenet-train: {out} already holds a run ({', '.join(earlier)}); "
                          "continue it with --resume, or start over with --force (replaces them)")
+    return earlier
+
+
+def remove_earlier_run(out: Path, earlier: list[str]) -> None:
+    """--force: no file of the earlier run may outlive the new one (a better best.pt would)."""
+    if not earlier:
+        return
     print(f"lenet-train: --force: replacing the run in {out} ({', '.join(earlier)})", file=sys.stderr)
     for name in earlier:
         try:
@@ -263,8 +268,7 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
     if args.amp and device.type != "cuda":
         raise SystemExit("lenet-train: --amp needs a CUDA device (float16 autocast); drop it on the CPU")
     out = Path(args.out)
-    if d.main:
-        check_run_directory(out, args)
+    earlier = check_run_directory(out, args) if d.main else []
     # Data first: a missing dataset must not leave an empty run directory behind.
     try:
         data = load_dataset(args.dataset, args.data_dir)
@@ -307,6 +311,7 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
         if d.main:
             print(f"resuming {out} after epoch {start_epoch}/{args.epochs}", file=sys.stderr)
     elif d.main:
+        remove_earlier_run(out, earlier)  # only now: a run that fails to start keeps the old one
         # An epoch-0 checkpoint, written where --resume would restore it (the same generator
         # states), so a run killed in its first epoch resumes like any other.
         write_or_exit(last, save_checkpoint, last, run_state(args, spec, model, optimizer, scheduler,
