@@ -37,6 +37,9 @@ class CpuEngine {
   // Batches smaller than this take the small-batch path (one image at a time, positions in lanes).
   int small_batch_limit() const { return small_limit_; }
 
+  // The packed weights the kernels read (tools/stage_timings.cpp times the stages on them).
+  const KernelParams& kernel_params() const { return params_; }
+
  private:
   void pack_weights();
 

@@ -39,7 +39,7 @@ from .table import print_table
 
 # (engine, config, make(x) -> call): each peer configuration, bound to an input batch when timed.
 Peer = tuple[str, str, Callable]
-REFERENCE = "ORT saved-optimized"
+REFERENCE = "ORT optimized ref"
 
 
 def onnx_nodes(path: Path) -> int:
