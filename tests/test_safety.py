@@ -555,3 +555,16 @@ def test_10_digits_disk_full_names_the_file_and_leaves_no_half_json(tmp_path, pa
     assert "File too large" in line or "No space left" in line
     assert out_json.read_text() == "the previous results"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_07_frame_of_ink_everywhere_is_flagged_not_silently_empty(tmp_path, capsys, digits_model):
+    """Texture or noise over the whole frame (39 % "ink" on the issue's huge page) is no page with
+    writing: the frame is listed as rejected with the reason, not answered with a bare "no digits"."""
+    noise = tmp_path / "noise.png"
+    cv2.imwrite(str(noise), np.random.default_rng(1).integers(0, 256, (240, 320), dtype=np.uint8))
+    out_json = tmp_path / "out.json"
+    rc, err = digits(noise, "--model", digits_model, "--json", out_json, "--quiet", capsys=capsys)
+    assert rc == 0, err
+    item = json.loads(out_json.read_text())["items"][0]
+    assert item["numbers"] == []
+    assert item["rejected"] == [{"box": [0, 0, 320, 240], "confidence": None, "reason": "too-much-ink"}]

@@ -196,8 +196,11 @@ def find_candidates(image: np.ndarray, opts: SegmentOptions = SegmentOptions()
     binary = threshold(darkness, opts.min_contrast)
     if binary.mean() > opts.max_ink_frac:
         # Writing covers a small part of a page; "ink" everywhere is texture or sensor noise
-        # (or a scene that is not a page), where any blob would be a chance shape.
-        return [], darkness
+        # (or a scene that is not a page), where any blob would be a chance shape. The frame is
+        # refused as a whole, visibly (a rejected candidate), not answered with "no digits".
+        h, w = binary.shape
+        return [Candidate((0, 0, w, h), np.zeros((0, 0), np.float32), float(binary.mean()),
+                          "too-much-ink")], darkness
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if count <= 1:
         return [], darkness
