@@ -568,3 +568,15 @@ def test_07_frame_of_ink_everywhere_is_flagged_not_silently_empty(tmp_path, caps
     item = json.loads(out_json.read_text())["items"][0]
     assert item["numbers"] == []
     assert item["rejected"] == [{"box": [0, 0, 320, 240], "confidence": None, "reason": "too-much-ink"}]
+
+
+@pytest.mark.parametrize("flag", ["--out", "--json"])
+def test_05_video_and_model_are_inputs_too(tmp_path, capsys, digits_model, flag):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"the user's video")
+    for target in (clip, digits_model):
+        before = Path(target).read_bytes()
+        rc, err = digits("--video", clip, "--model", digits_model, "--headless", flag, target,
+                         capsys=capsys)
+        one_line_error(rc, err, str(target), "is also an input", rc=2)
+        assert Path(target).read_bytes() == before
