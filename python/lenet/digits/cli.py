@@ -98,8 +98,8 @@ def _err(msg: str) -> None:
 @contextlib.contextmanager
 def decoder_messages():
     """Collect what the image libraries print on file descriptor 2 while decoding: libjpeg only
-    *warns* about a truncated or damaged file ("Premature end of JPEG file") and OpenCV then returns
-    the partly decoded page, so the warning is the only sign that the page is incomplete."""
+    *warns* about damaged data ("Corrupt JPEG data: premature end of data segment") and OpenCV then
+    returns the partly garbled page, so the warning is the only sign that the page is wrong."""
     lines: list[str] = []
     sys.stderr.flush()
     saved = os.dup(2)
@@ -151,11 +151,11 @@ def read_image(path: str) -> np.ndarray:
         raise ValueError("is a directory, not an image")
     if p.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
+    check_image_size(p)
     try:
         data = np.fromfile(p, np.uint8)
     except OSError as exc:
         raise ValueError(f"cannot read ({exc.strerror})") from None
-    check_image_size(p)
     with decoder_messages() as messages:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     damage = [m for m in messages if any(w in m.lower() for w in CORRUPTION_WORDS)]
