@@ -12,7 +12,8 @@ enum class Activation { ScaledTanh, Sigmoid, Relu };
 enum class Pooling { Trainable, Avg, Max };
 enum class Head { Rbf, Linear };
 
-// Fixed layer sizes of the LeNet family (DESIGN.md §3). Every arch yields 28x28 C1 maps.
+// Fixed layer sizes of the LeNet family (the table in docs/ARCHITECTURE.md). Every arch yields
+// 28x28 C1 maps: input_size + 2*c1_padding = 32.
 constexpr int kC1Maps = 6, kC1Size = 28, kS2Size = 14;
 constexpr int kC3Maps = 16, kC3Size = 10, kS4Size = 5;
 constexpr int kC5Units = 120, kF6Units = 84, kKernel = 5;

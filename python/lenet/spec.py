@@ -1,4 +1,4 @@
-"""The architecture spec: one JSON object that describes a network completely (DESIGN.md §3).
+"""The architecture spec: one JSON object that describes a network completely (docs/ARCHITECTURE.md).
 
 It travels with every checkpoint and artifact, so every part (training, export, the engine, the
 digit reader) rebuilds the same network and applies the same preprocessing from it.
@@ -187,7 +187,7 @@ class ArchSpec:
 
 
 def spec_for(arch: str, class_names: tuple[str, ...] | list[str] = DIGIT_NAMES) -> ArchSpec:
-    """The spec of a named architecture (DESIGN.md §2)."""
+    """The spec of a named architecture (the `--arch` names; README, lenet-train)."""
     if arch == "lenet5":
         # LeCun et al. 1998: 32x32 input, background -0.1 and ink 1.175.
         spec = ArchSpec(arch, 32, 0, "scaled_tanh", "trainable", "lecun", "rbf",

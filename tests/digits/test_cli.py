@@ -24,7 +24,7 @@ def small_page(heldout_digits):
 
 
 def check_item_format(item: dict) -> None:
-    """The `lenet-digits --json` item format of DESIGN.md §2."""
+    """The `lenet-digits --json` item format (README, lenet-digits)."""
     assert set(item) >= {"source", "numbers", "rejected"}
     for n in item["numbers"]:
         assert isinstance(n["text"], str) and n["text"].isdigit()

@@ -1,5 +1,5 @@
 """The engine's install without extras: numpy and onnx only, no torch, and it still loads and runs
-an exported model (an artifact directory and a bare model.onnx).
+an exported model (an artifact directory and each file lenet-export writes).
 
 The wheel is built once per test run into build/light-install/ with its own CMake build directory
 (incremental after the first time; CPU only, so it needs no nvcc and never reconfigures the
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import assert_scores_close, make_model, normalize, reference_scores, write_artifact
+from .conftest import (assert_scores_close, make_model, normalize, reference_scores, run_export,
+                       write_checkpoint)
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ROOT / "build" / "light-install"
@@ -31,7 +32,8 @@ import lenet_ext
 assert importlib.util.find_spec("torch") is None, "torch is installed in the light venv"
 art, out = sys.argv[1], sys.argv[2]
 x = np.load(out + "/images.npy")
-for name, path in (("dir", art), ("onnx", art + "/model.onnx")):
+for name in ("dir", "model.onnx", "model.torchscript.pt", "model.pt2"):
+    path = art if name == "dir" else art + "/" + name
     engine = lenet_ext.load(path, threads=1)
     labels, scores = engine.predict(x)
     np.save(f"{out}/{name}-scores.npy", scores)
@@ -60,7 +62,10 @@ def build_wheel() -> Path:
 @pytest.mark.slow
 def test_engine_without_extras(tmp_path):
     model = make_model("lenet5", seed=4)
-    art = write_artifact(model, tmp_path / "art")
+    ckpt = write_checkpoint(model, tmp_path / "best.pt")
+    rc, _, err = run_export(ckpt, "--out", tmp_path / "art", "--no-verify")  # every format
+    assert rc == 0, err
+    art = tmp_path / "art"
     x = np.random.default_rng(5).integers(0, 256, (23, 28, 28), dtype=np.uint8)
     np.save(tmp_path / "images.npy", x)
 
@@ -78,7 +83,7 @@ def test_engine_without_extras(tmp_path):
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert Path(info["file"]).is_relative_to(env_dir), info  # the installed copy, not the source
     ref = reference_scores(model, normalize(x, model.spec))
-    for name in ("dir", "onnx"):
+    for name in ("dir", "model.onnx", "model.torchscript.pt", "model.pt2"):
         scores = np.load(tmp_path / f"{name}-scores.npy")
         assert_scores_close(scores, ref)
         np.testing.assert_array_equal(np.load(tmp_path / f"{name}-labels.npy"), ref.argmax(1))

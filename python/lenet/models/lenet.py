@@ -1,4 +1,4 @@
-"""The LeNet family, built from an architecture spec (DESIGN.md §2–3)."""
+"""The LeNet family, built from an architecture spec (lenet.spec; docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
