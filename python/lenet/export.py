@@ -342,7 +342,8 @@ def run(args: argparse.Namespace) -> int:
             "parity": report,
         }
         try:
-            (staging / MANIFEST).write_text(json.dumps(finite_or_null(manifest), indent=2, allow_nan=False) + "\n")
+            text = json.dumps(finite_or_null(manifest), indent=2, allow_nan=False)
+            (staging / MANIFEST).write_text(text + "\n")
         except OSError as exc:
             raise ExportError(f"cannot write {MANIFEST} (staged in {staging}): "
                               f"{exc.strerror or exc}; nothing was published") from None
