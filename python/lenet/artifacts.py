@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .plain import PARAMS_KEY, decode_params, fold
+from .plain import PARAMS_KEY, decode_params, fold, plain_onnx_ops
 from .spec import ArchSpec, SpecError, weight_shapes
 
 SPEC_KEY = "lenet.json"  # TorchScript _extra_files / .pt2 extra_files / ONNX metadata_props key
@@ -180,6 +180,13 @@ def read_onnx(path: Path) -> tuple[ArchSpec, dict[str, np.ndarray]]:
         raise ArtifactError(f"{path}: no {SPEC_KEY!r} spec in the ONNX metadata_props")
     spec = _spec(meta[SPEC_KEY], path)
     params = _paper_params(spec, meta.get(PARAMS_KEY), path, "ONNX metadata_props")
+    ops: dict[str, int] = {}
+    for node in proto.graph.node:
+        key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        ops[key] = ops.get(key, 0) + 1
+    if ops != plain_onnx_ops(spec):
+        raise ArtifactError(f"{path}: the graph is not the plain {spec.arch} graph that "
+                            f"lenet-export writes (operators {dict(sorted(ops.items()))})")
     inits = {init.name: init for init in proto.graph.initializer}
     for name, want in _folded(spec, params, path).items():
         if name not in inits:

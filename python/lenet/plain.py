@@ -58,6 +58,23 @@ def plain_shapes(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+ACTIVATION_OPS = {"scaled_tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu"}
+POOL_OPS = {"avg": "AveragePool", "max": "MaxPool"}
+
+
+def plain_onnx_ops(spec: ArchSpec) -> dict[str, int]:
+    """How many nodes of each ONNX op type the plain graph of ``spec`` has (readers refuse an
+    ONNX file whose graph is anything else)."""
+    trainable = spec.pooling == "trainable"
+    ops = {"Conv": 5 if trainable else 3, ACTIVATION_OPS[spec.activation]: 6 if trainable else 4,
+           "Flatten": 1, "Gemm": 2}
+    if not trainable:
+        ops[POOL_OPS[spec.pooling]] = 2
+    if spec.head == "rbf":
+        ops.update({"Mul": 1, "Concat": 1})
+    return ops
+
+
 def fold(spec: ArchSpec, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The plain graph's weights (float32, :func:`plain_shapes`) from the paper parameters."""
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}

@@ -16,7 +16,7 @@ import torch
 from lenet.artifacts import FILES, load_artifact, load_module, quiet_torch_deprecations
 from lenet.exporters import DEFAULT_OPSET
 from lenet.parity import RTOL
-from lenet.plain import decode_params, fold, plain_shapes
+from lenet.plain import decode_params, fold, plain_onnx_ops, plain_shapes
 
 from .conftest import METRICS, relative_error
 
@@ -129,7 +129,7 @@ def test_onnx_contract(exported):
     assert {n.domain for n in proto.graph.node} <= {""}
     assert [(o.domain, o.version) for o in proto.opset_import] == [("", DEFAULT_OPSET)]
     ops = Counter(n.op_type for n in proto.graph.node)
-    assert ops == PLAIN_OPS[model.spec.arch], ops
+    assert ops == PLAIN_OPS[model.spec.arch] == plain_onnx_ops(model.spec), ops
     inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     assert {k: v.shape for k, v in inits.items()} == plain_shapes(model.spec)
     folded = fold(model.spec, {k: v.numpy() for k, v in model.state_dict().items()})

@@ -145,3 +145,15 @@ def test_pt2_weight_stored_as_pickle_is_refused(loose_files):
     rewrite_zip(path, change)
     with pytest.raises(ArtifactError, match="pickle"):
         load_artifact(path)
+
+
+def test_onnx_graph_other_than_the_plain_form_is_refused(loose_files):
+    """Weights intact, one operator changed (Tanh → Sigmoid): not the graph the spec describes."""
+    _, d = loose_files
+    path = d / "model.onnx"
+    proto = onnx.load(str(path))
+    act = next(n for n in proto.graph.node if n.op_type in ("Tanh", "Sigmoid", "Relu"))
+    act.op_type = "Sigmoid" if act.op_type != "Sigmoid" else "Tanh"
+    onnx.save(proto, str(path))
+    with pytest.raises(ArtifactError, match="not the plain"):
+        load_artifact(path)
