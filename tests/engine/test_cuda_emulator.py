@@ -105,6 +105,44 @@ def test_no_race_between_threads_of_a_phase(setup):
                               emulate(model, IMAGES[:37], reverse=True, head_images=tile))
 
 
+def check_phases(model, x, **kw) -> dict:
+    spec_dict, weights, connected = model_arrays(model.spec, model.state_dict())
+    return _core.check_cuda_phases(spec_dict, weights, connected, np.ascontiguousarray(x), **kw)
+
+
+@pytest.mark.parametrize("head_images", [32, 16])
+def test_phase_read_write_checker_finds_no_conflict(setup, head_images):
+    """Per phase, no thread writes a word another thread of the phase writes or reads (every
+    read of another thread's result is behind a barrier). Two head tiles of images, so the
+    partial last tile is checked too."""
+    model, _, _ = setup
+    n = head_images + 5
+    report = check_phases(model, IMAGES[:n], head_images=head_images)
+    # subsample: 3 phases x ceil(n/4) blocks; head: a prologue, C5 20 + F6 5 + output 3 chunk
+    # phases, 3 squash/score phases, per 2 blocks (one block of output units for 10 classes)
+    head_phases = 1 + 20 + 1 + 5 + 1 + 3 + 1
+    assert report["phases"] == 3 * -(-n // 4) + head_phases * 2
+    assert report["conflicts"] == 0, report["examples"]
+
+
+@pytest.mark.parametrize(("kernel", "after"), [
+    ("subsample", 0), ("subsample", 1),   # frames -> C1/S2 -> C3/S4
+    ("head", 0),                          # the first C5 chunk staged -> accumulated
+    ("head", 5),                          # two C5 chunks (double buffer)
+    ("head", 19),                         # C5 chunk 19 -> the last one (staged by 19)
+    ("head", 21),                         # C5 squash -> F6 chunk 0 (reads the C5 outputs)
+    ("head", 27),                         # F6 squash -> output chunk 0 (reads the F6 outputs)
+])
+def test_phase_checker_catches_a_removed_barrier(setup, kernel, after):
+    """The checker is not blind: without the barrier after phase `after`, it reports conflicts.
+    (It sees a thread reading or overwriting another thread's write of the phase before; a
+    barrier that only protects reads of the phase before from later writes, like the one after
+    the last C5 chunk, is outside this debug mode.)"""
+    model, _, _ = setup
+    report = check_phases(model, IMAGES[:9], head_images=16, merge_kernel=kernel, merge_after=after)
+    assert report["conflicts"] > 0
+
+
 def test_nan_input_is_reported(setup):
     model, _, _ = setup
     x = normalize(IMAGES[:9], model.spec).astype(np.float32)

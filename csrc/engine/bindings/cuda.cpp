@@ -3,6 +3,7 @@
 // and device (DLPack) entries.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstring>
 #include <memory>
@@ -146,6 +147,25 @@ void scores_dlpack(CudaEngine& engine, const py::capsule& x_cap, const py::capsu
 }  // namespace
 
 void register_cuda(py::module_& m) {
+  // The per-phase read/write conflict checker over the kernels' programs (emulator.h).
+  m.def("check_cuda_phases",
+        [](const py::dict& spec, const py::dict& weights, py::array_t<uint8_t> connected,
+           const py::array& x, int head_images, const std::string& merge_kernel, int merge_after) {
+          const Model model = model_from_python(spec, weights, connected);
+          const InputBatch b = host_batch(model, x);
+          cuda::PhaseCheck r;
+          {
+            py::gil_scoped_release release;
+            r = cuda::check_phases(model, b, head_images, merge_kernel, merge_after);
+          }
+          py::dict d;
+          d["phases"] = r.phases;
+          d["conflicts"] = r.conflicts;
+          d["examples"] = r.examples;
+          return d;
+        },
+        py::arg("spec"), py::arg("weights"), py::arg("c3_connected"), py::arg("x"),
+        py::arg("head_images") = 32, py::arg("merge_kernel") = "", py::arg("merge_after") = -1);
   // The DLPack alignment rule the CUDA entry applies before launching (dlpack.h), on any capsule.
   m.def("check_dlpack_alignment", [](const py::capsule& cap) {
     dl::check_aligned(dl_tensor(cap), "input");
