@@ -5,6 +5,9 @@ configuration and must match the CPU backend (≤ 1e-5 relative) and PyTorch flo
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,6 +222,20 @@ def test_cuda_without_device_is_a_clear_error():
         lenet_ext.from_state_dict(model.spec, model.state_dict(), device="cuda")
     # ... and the CPU backend still works.
     assert lenet_ext.from_state_dict(model.spec, model.state_dict()).scores(IMAGES[:2]).shape == (2, 10)
+
+
+def test_gpu_check_script_without_a_gpu(tmp_path):
+    """tools/gpu_check.sh refuses, with a message and exit 2, on a machine without a GPU, and
+    writes nothing."""
+    if shutil.which("nvidia-smi") and "GPU " in subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True).stdout:
+        pytest.skip("this machine has a GPU: tools/gpu_check.sh would run for real")
+    script = Path(__file__).resolve().parents[2] / "tools" / "gpu_check.sh"
+    r = subprocess.run(["bash", str(script), str(tmp_path / "report")], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2
+    assert "gpu_check: no NVIDIA GPU here" in r.stderr
+    assert not (tmp_path / "report").exists()
 
 
 def main() -> None:
