@@ -61,7 +61,8 @@ def load(path: str | os.PathLike[str], device: str = "cpu", threads: int | None 
          isa: str | None = None) -> Engine:
     """An engine for an artifact directory (manifest + model.onnx), ``.onnx``, ``.torchscript.pt``
     or ``.pt2``. Checks the spec and the manifest's hashes. ``threads=None``: one per CPU.
-    ``isa`` (``avx512``/``avx2``/``baseline``) forces a kernel set, for tests."""
+    ``isa`` (``avx512``/``avx2``/``baseline``) forces a kernel set (tests, comparisons); one this
+    CPU cannot run is a ValueError naming it."""
     return _make(load_arrays(path), device, threads, isa)
 
 

@@ -101,7 +101,7 @@ def test_errors(setup):
         engine.check_finite()
     engine.scores(torch.from_numpy(np.nan_to_num(x)).cuda())
     engine.check_finite()  # the flag is per call
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="got dtype int32"):
         engine.scores(torch.zeros(3, 28, 28, dtype=torch.int32, device="cuda"))
     assert engine.scores(IMAGES[:0]).shape == (0, engine.num_classes)
 
