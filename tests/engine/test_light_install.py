@@ -24,7 +24,7 @@ from .conftest import (assert_scores_close, make_model, normalize, reference_sco
 ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ROOT / "build" / "light-install"
 
-# Runs inside the fresh venv: load both ways, predict, and prove torch was never importable.
+# Runs inside the fresh venv: load every format, predict, and prove torch was never importable.
 SCRIPT = r"""
 import importlib.util, json, sys
 import numpy as np
@@ -43,8 +43,14 @@ print(json.dumps({"file": lenet_ext.__file__, "version": lenet_ext.__version__})
 """
 
 
-def run(*cmd, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+# The child processes get this environment: none of the test run's own preloads or import paths
+# (make sanitize preloads ASan and points PYTHONPATH at its build).
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PYTHONPATH")}
+
+
+def run(*cmd, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                          env=env or CLEAN_ENV, **kw)
     assert proc.returncode == 0, f"{cmd[:4]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     return proc
 
@@ -52,7 +58,7 @@ def run(*cmd, **kw) -> subprocess.CompletedProcess:
 def build_wheel() -> Path:
     for old in WHEELS.glob("lenet-*.whl"):
         old.unlink()
-    env = dict(os.environ, LENET_CUDA="OFF")
+    env = dict(CLEAN_ENV, LENET_CUDA="OFF")
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
         "-w", WHEELS, "-Cbuild-dir=build/light-install/{wheel_tag}", ROOT, cwd=ROOT, env=env)
     (wheel,) = WHEELS.glob("lenet-*.whl")
