@@ -42,9 +42,12 @@ KERNELS = ("fused_subsample", "fused_rbf")
 
 def kernel_shape(mangled: str, consts: dict[str, float]) -> tuple[str, float, float] | None:
     """(label, threads per block, images per block) of a kernel instantiation, or None for the
-    instantiations lenet5 never launches (the 8-units-per-thread output layer is for > 16
+    instantiations lenet5 never launches (ReLU; the 8-units-per-thread output layer for > 16
     classes)."""
     if "fused_subsample_kernel" in mangled:
+        m = re.search(r"fused_subsample_kernelILi(\d+)E", mangled)
+        if m and int(m.group(1)) != 0:  # phases.h kActTanhLike
+            return None  # the ReLU instance (lenet-relu)
         return "fused_subsample", consts["kSubThreads"], consts["kSubImages"]
     m = re.search(r"fused_rbf_kernelILi(\d+)ELi(\d+)E", mangled)
     if m:
@@ -461,7 +464,7 @@ def in_squash(ins: Instr, src: Source) -> bool:
     for f, ln in ins.chain:
         if f.endswith("phases.h"):
             fn = src.func_at(ln)
-            return fn is not None and fn.name in ("squash", "tanh_approx")
+            return fn is not None and fn.name in ("squash", "squash_as", "tanh_approx")
     return False
 
 

@@ -164,7 +164,10 @@ int64_t emulate_scores(const Model& model, const InputBatch& batch, float* score
     for (int64_t blk = 0; blk < subsample_blocks(n); ++blk) {
       poison(*sub_sh);
       HostExec<NoRegs> ex(kSubThreads, order);
-      subsample_program(ex, pk.sub, in, blk * kSubImages, *sub_sh, s4.data(), &first_bad);
+      if (pk.sub.act == kActRelu)
+        subsample_program<kActRelu>(ex, pk.sub, in, blk * kSubImages, *sub_sh, s4.data(), &first_bad);
+      else
+        subsample_program<kActTanhLike>(ex, pk.sub, in, blk * kSubImages, *sub_sh, s4.data(), &first_bad);
     }
     float* out = scores + base * model.num_classes;
     const bool small = head_images == kHeadSmallImages;
@@ -370,7 +373,10 @@ PhaseCheck check_phases(const Model& model, const InputBatch& batch, int head_im
         {{reinterpret_cast<unsigned char*>(sub_sh.get()), sizeof(SubShared), "shared"},
          {reinterpret_cast<unsigned char*>(s4.data()), s4.size() * sizeof(float), "s4"}},
         "subsample", blk, sub_merge, report);
-    subsample_program(ex, pk.sub, in, blk * kSubImages, *sub_sh, s4.data(), nullptr);
+    if (pk.sub.act == kActRelu)
+      subsample_program<kActRelu>(ex, pk.sub, in, blk * kSubImages, *sub_sh, s4.data(), nullptr);
+    else
+      subsample_program<kActTanhLike>(ex, pk.sub, in, blk * kSubImages, *sub_sh, s4.data(), nullptr);
   }
   std::vector<float> out(size_t(n) * model.num_classes, std::numeric_limits<float>::quiet_NaN());
   const int head_merge = merge_kernel == "head" ? merge_after : -1;

@@ -178,20 +178,34 @@ LENET_HD float tanh_approx(float x) {
 #endif
 }
 
+// The squash with the activation known at compile time (the subsampling kernel is instantiated
+// per activation, so its 15 squashes per C1 item carry no branch), and with it chosen at run time
+// (the head: 204 squashes per image, a uniform branch each).
+template <int Act>
+LENET_HD float squash_as(float amp, float slope, float add, float a) {
+  if constexpr (Act == kActRelu) {
+    (void)amp, (void)slope, (void)add;
+    return a > 0.f ? a : 0.f;
+  } else {
+    return add + amp * tanh_approx(slope * a);
+  }
+}
+
 LENET_HD float squash(int act, float amp, float slope, float add, float a) {
-  if (act == kActRelu) return a > 0.f ? a : 0.f;
-  return add + amp * tanh_approx(slope * a);
+  return act == kActRelu ? squash_as<kActRelu>(amp, slope, add, a)
+                         : squash_as<kActTanhLike>(amp, slope, add, a);
 }
 
 LENET_HD float max2(float a, float b) { return a > b ? a : b; }
 
 // One 2x2 subsampling unit over four squashed convolution outputs.
+template <int Act>
 LENET_HD float pool4(int kind, float a, float b, float c, float d, float coef, float bias,
-                     int act, float amp, float slope, float add) {
+                     float amp, float slope, float add) {
   if (kind == kPoolMax) return max2(max2(a, b), max2(c, d));
   const float s = (a + b) + (c + d);
   if (kind == kPoolAvg) return s * 0.25f;
-  return squash(act, amp, slope, add, s * coef + bias);
+  return squash_as<Act>(amp, slope, add, s * coef + bias);
 }
 
 // 5x5 convolution at the four positions of a 2x2 window, from a 6x6 register patch.
@@ -262,23 +276,24 @@ LENET_HD void phase_load_frames(const SubsampleParams& p, const InputView& in, i
 
 // C1 maps M0..M0+2 at one S2 position from a 6x6 register patch; M0 is a template argument so
 // the weights are constant-bank operands of the FMAs, not loads.
-template <int M0>
+template <int M0, int Act>
 LENET_HD void c1_s2_three_maps(const SubsampleParams& p, const float (&x)[6][6], float* s2, int pos) {
   LENET_UNROLL
   for (int m = M0; m < M0 + 3; ++m) {
     float acc[4] = {p.c1_b[m], p.c1_b[m], p.c1_b[m], p.c1_b[m]};
     conv2x2(x, p.c1_w + m * 25, acc);
     LENET_UNROLL
-    for (int j = 0; j < 4; ++j) acc[j] = squash(p.act, p.act_amp, p.act_slope, p.act_add, acc[j]);
+    for (int j = 0; j < 4; ++j) acc[j] = squash_as<Act>(p.act_amp, p.act_slope, p.act_add, acc[j]);
     const float coef = p.pooling == kPoolTrainable ? p.s2_coef[m] : 0.f;
     const float bias = p.pooling == kPoolTrainable ? p.s2_bias[m] : 0.f;
-    s2[m * kS2Pix + pos] = pool4(p.pooling, acc[0], acc[1], acc[2], acc[3], coef, bias, p.act,
-                                 p.act_amp, p.act_slope, p.act_add);
+    s2[m * kS2Pix + pos] = pool4<Act>(p.pooling, acc[0], acc[1], acc[2], acc[3], coef, bias,
+                                      p.act_amp, p.act_slope, p.act_add);
   }
 }
 
 // Phase 2, c1_s2: work item = (half of the C1 maps, image, S2 position), half-major: 1,568 items,
 // 4.9 per thread. A 6x6 register patch feeds 3 maps (300 FMAs for 36 shared loads).
+template <int Act>
 LENET_HD void phase_c1_s2(const SubsampleParams& p, int tid, SubShared& sh) {
   constexpr int kPerHalf = kSubImages * kS2Pix;
   for (int item = tid; item < 2 * kPerHalf; item += kSubThreads) {
@@ -291,9 +306,9 @@ LENET_HD void phase_c1_s2(const SubsampleParams& p, int tid, SubShared& sh) {
       LENET_UNROLL
       for (int dx = 0; dx < 6; ++dx) x[dy][dx] = src[dy * kFrame + dx];
     if (half == 0)
-      c1_s2_three_maps<0>(p, x, sh.s2[b], pos);
+      c1_s2_three_maps<0, Act>(p, x, sh.s2[b], pos);
     else
-      c1_s2_three_maps<3>(p, x, sh.s2[b], pos);
+      c1_s2_three_maps<3, Act>(p, x, sh.s2[b], pos);
   }
 }
 
@@ -301,6 +316,7 @@ LENET_HD void phase_c1_s2(const SubsampleParams& p, int tid, SubShared& sh) {
 // thread computes the two C3 rows under its S4 row (2 x 10 accumulators), streaming the 6 input
 // rows of each connected S2 map through registers: 500 FMAs per 84 shared loads. Only the S2
 // maps the connection table names are read. Writes the S4 activations [n][400] (C5's order).
+template <int Act>
 LENET_HD void phase_c3_s4(const SubsampleParams& p, int64_t n, int64_t first, int tid,
                           const SubShared& sh, float* s4) {
   constexpr int kPerMap = kSubImages * kS4;
@@ -338,8 +354,8 @@ LENET_HD void phase_c3_s4(const SubsampleParams& p, int64_t n, int64_t first, in
     }
     LENET_UNROLL
     for (int x = 0; x < 10; ++x) {
-      top[x] = squash(p.act, p.act_amp, p.act_slope, p.act_add, top[x]);
-      bottom[x] = squash(p.act, p.act_amp, p.act_slope, p.act_add, bottom[x]);
+      top[x] = squash_as<Act>(p.act_amp, p.act_slope, p.act_add, top[x]);
+      bottom[x] = squash_as<Act>(p.act_amp, p.act_slope, p.act_add, bottom[x]);
     }
     const float coef = p.pooling == kPoolTrainable ? p.s4_coef[o] : 0.f;
     const float bias = p.pooling == kPoolTrainable ? p.s4_bias[o] : 0.f;
@@ -347,19 +363,19 @@ LENET_HD void phase_c3_s4(const SubsampleParams& p, int64_t n, int64_t first, in
       float* dst = s4 + (first + b) * kS4Len + o * kS4Pix + r * kS4;
       LENET_UNROLL
       for (int c = 0; c < kS4; ++c)
-        dst[c] = pool4(p.pooling, top[2 * c], top[2 * c + 1], bottom[2 * c], bottom[2 * c + 1], coef,
-                       bias, p.act, p.act_amp, p.act_slope, p.act_add);
+        dst[c] = pool4<Act>(p.pooling, top[2 * c], top[2 * c + 1], bottom[2 * c], bottom[2 * c + 1],
+                            coef, bias, p.act_amp, p.act_slope, p.act_add);
     }
   }
 }
 
-// The program of one block (images first .. first+3).
-template <class Exec>
+// The program of one block (images first .. first+3); Act = p.act, as a template argument.
+template <int Act, class Exec>
 LENET_HD void subsample_program(Exec& ex, const SubsampleParams& p, const InputView& in,
                                 int64_t first, SubShared& sh, float* s4, int* first_bad) {
   ex.phase([&](int tid, NoRegs&) { phase_load_frames(p, in, first, tid, sh, first_bad); });
-  ex.phase([&](int tid, NoRegs&) { phase_c1_s2(p, tid, sh); });
-  ex.phase([&](int tid, NoRegs&) { phase_c3_s4(p, in.n, first, tid, sh, s4); });
+  ex.phase([&](int tid, NoRegs&) { phase_c1_s2<Act>(p, tid, sh); });
+  ex.phase([&](int tid, NoRegs&) { phase_c3_s4<Act>(p, in.n, first, tid, sh, s4); });
 }
 
 // ================================================================================================
