@@ -88,6 +88,13 @@ def test_engine_without_extras(tmp_path):
     proc = run(py, "-I", "-c", SCRIPT, art, tmp_path, cwd=tmp_path)
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     assert Path(info["file"]).is_relative_to(env_dir), info  # the installed copy, not the source
+    # The commands need their extras: one line naming the install, not a traceback.
+    for command, extra in (("lenet-train", "train"), ("lenet-export", "export"),
+                           ("lenet-digits", "digits"), ("lenet-bench", "bench")):
+        proc = subprocess.run([str(env_dir / "bin" / command), "--help"], capture_output=True,
+                              text=True, env=CLEAN_ENV, cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stdout == "", (command, proc.stdout, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and f"pip install 'lenet[{extra}]'" in proc.stderr, proc.stderr
     ref = reference_scores(model, normalize(x, model.spec))
     for name in ("dir", "model.onnx", "model.torchscript.pt", "model.pt2"):
         scores = np.load(tmp_path / f"{name}-scores.npy")
