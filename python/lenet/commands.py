@@ -48,15 +48,21 @@ def missing(extra: str) -> list[str]:
     return out
 
 
-def run(command: str) -> int:
-    module, extra = COMMANDS[command]
+def has_extra(command: str, extra: str) -> bool:
+    """True when ``extra`` is installed; else says so in one line on stderr, naming ``command``."""
     try:
         absent = missing(extra)
     except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        absent = []
+        return True
     if absent:
         print(f"{command}: needs {', '.join(absent)} (the [{extra}] extra): "
               f"pip install 'lenet[{extra}]'", file=sys.stderr)
+    return not absent
+
+
+def run(command: str) -> int:
+    module, extra = COMMANDS[command]
+    if not has_extra(command, extra):
         return 2
     return importlib.import_module(module).main()
 

@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
 
+    from lenet.commands import has_extra
+
+    if not has_extra("python -m lenet_ext", "train"):  # the datasets come with lenet-train's extra
+        return 2
     from lenet.data import DataError, load_dataset
 
     try:

@@ -90,9 +90,11 @@ def test_engine_without_extras(tmp_path):
     assert Path(info["file"]).is_relative_to(env_dir), info  # the installed copy, not the source
     # The commands need their extras: one line naming the install, not a traceback.
     for command, extra in (("lenet-train", "train"), ("lenet-export", "export"),
-                           ("lenet-digits", "digits"), ("lenet-bench", "bench")):
-        proc = subprocess.run([str(env_dir / "bin" / command), "--help"], capture_output=True,
-                              text=True, env=CLEAN_ENV, cwd=tmp_path)
+                           ("lenet-digits", "digits"), ("lenet-bench", "bench"),
+                           ("python -m lenet_ext", "train")):
+        argv = ([str(py), "-m", "lenet_ext", str(art)] if command.startswith("python")
+                else [str(env_dir / "bin" / command), "--help"])
+        proc = subprocess.run(argv, capture_output=True, text=True, env=CLEAN_ENV, cwd=tmp_path)
         assert proc.returncode == 2 and proc.stdout == "", (command, proc.stdout, proc.stderr)
         assert proc.stderr.count("\n") == 1 and f"pip install 'lenet[{extra}]'" in proc.stderr, proc.stderr
     ref = reference_scores(model, normalize(x, model.spec))
