@@ -428,21 +428,22 @@ def analyse(kernel: Kernel, labels: dict[str, int], est: Estimator) -> None:
 
 
 def unroll_factor(body: list[Instr], for_line: int, step: float) -> int:
-    """How many source trips one pass of a loop body does: the induction variable's increment
-    (an immediate on the `for` line) is k * step, or k * step * 4 for a byte offset."""
-    ks = set()
+    """How many source trips one pass of a thread-strided loop body does (`idx += kThreads`; the
+    compiler unrolls those by 2-4): its counter's in-place increment on the `for` line is
+    k * step (a byte pointer beside it steps 4 k * step, hence the smallest). Short loops
+    (step < 32) are taken as not unrolled: their increments cannot tell elements from bytes."""
+    if step < 32:
+        return 1
+    ks = []
     for ins in body:
         lines = [ln for f, ln in ins.chain if f.endswith("phases.h")]
         if not lines or lines[0] != for_line or ins.op not in ("IADD3", "VIADD", "IADD", "IMAD"):
             continue
-        # an increment in place: IADD3 R20, R20, 0x400, RZ
         for _, imm in re.findall(r"\s(R\d+), \1, (0x[0-9a-f]+|\d+)\b", ins.text):
             v = int(imm, 0)
-            for unit in (step, 4 * step):  # an element count first, else a byte offset
-                if unit >= 1 and v % unit == 0 and 1 <= v // unit <= 16:
-                    ks.add(int(v // unit))
-                    break
-    return 1 if not ks or 1 in ks else min(ks)
+            if v % step == 0 and 1 <= v // step <= 16:
+                ks.append(int(v // step))
+    return min(ks) if ks else 1
 
 
 def mix(instrs: list[Instr], weighted: bool = False) -> dict[str, float]:
@@ -510,6 +511,7 @@ def kernel_figures(k: Kernel, label: str, threads: float, images: float, src: So
         "spill_bytes": k.spill_stores + k.spill_loads, "stack_bytes": k.stack, "smem_bytes": k.smem,
         "static_instructions": len(k.instrs), "static_ffma": mix(k.instrs)["ffma"],
         "static_mufu": mix(k.instrs)["mufu"], "static_branches": mix(k.instrs)["branches"],
+        "unknown_trips": sum(1 for lp in k.loops if lp["trips"] is None),
         "instructions_per_image": round(dyn),
         "ffma_per_image": round(wmix["ffma"] * per_image),
         "fma_share": round(wmix["fma_share"], 3),
@@ -533,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
            f"{'instr/img':>9s} {'FFMA/img':>8s} {'FMA %':>5s} {'MUFU/img':>8s} {'BRA/img':>7s} "
            f"{'squash %':>8s}")
     print("static SASS estimates (not measurements); per-image figures weight each instruction by "
-          "its loop trip counts")
+          "its loop trip counts (*: a loop whose trip count was not found counts once)")
     print(hdr)
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.arch or default_archs():
@@ -548,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
                     fig = kernel_figures(k, label, threads, images, src)
                     rows.append(fig | ({"loops": k.loops} if args.loops else {}))
                     print(f"{label:16s} {fig['arch']:7s} {k.regs:4d} {fig['spill_bytes']:5d} "
-                          f"{k.smem:7d} {len(k.instrs):6d} {fig['instructions_per_image']:9d} "
+                          f"{k.smem:7d} {len(k.instrs):6d} "
+                          f"{fig['instructions_per_image']:8d}{'*' if fig['unknown_trips'] else ' '} "
                           f"{fig['ffma_per_image']:8d} {100 * fig['fma_share']:5.1f} "
                           f"{fig['mufu_per_image']:8d} {fig['branches_per_image']:7d} "
                           f"{100 * fig['squash_share']:8.1f}")
