@@ -5,6 +5,20 @@
 
 namespace lenet {
 
+SquashForm squash_form(Activation a) {
+  switch (a) {
+    case Activation::ScaledTanh: return {kActTanhLike, 1.7159f, 2.f / 3.f, 0.f};
+    case Activation::Sigmoid: return {kActTanhLike, 0.5f, 0.5f, 0.5f};
+    case Activation::Relu: break;
+  }
+  return {kActRelu, 1.f, 1.f, 0.f};
+}
+
+PoolKind pool_kind(Pooling p) {
+  return p == Pooling::Trainable ? kPoolTrainable : p == Pooling::Avg ? kPoolAvg : kPoolMax;
+}
+
+
 namespace {
 
 void check_size(const std::vector<float>& v, size_t want, const char* name) {

@@ -18,6 +18,20 @@ constexpr int kC1Maps = 6, kC1Size = 28, kS2Size = 14;
 constexpr int kC3Maps = 16, kC3Size = 10, kS4Size = 5;
 constexpr int kC5Units = 120, kF6Units = 84, kKernel = 5;
 
+// The activation and pooling as the kernels (CPU, CUDA, emulator) switch on them.
+enum ActKind : int { kActTanhLike = 0, kActRelu = 1 };
+enum PoolKind : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
+
+// Every squash is add + amp * tanh(slope * a) (or ReLU): LeCun's 1.7159 tanh(2a/3), and the
+// sigmoid as (1 + tanh(a/2)) / 2.
+struct SquashForm {
+  ActKind act;
+  float amp, slope, add;
+};
+// (Out of line, in model.cpp: the per-ISA CPU objects must not carry inline copies.)
+SquashForm squash_form(Activation a);
+PoolKind pool_kind(Pooling p);
+
 // uint8 pixel p -> offset + scale * ink, ink = p/255 (or 1 - p/255 when `invert`);
 // `pad` background pixels on each side bring 28x28 images to input_size.
 struct Preprocessing {

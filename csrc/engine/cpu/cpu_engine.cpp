@@ -62,15 +62,10 @@ CpuEngine::CpuEngine(Model model, int threads, Isa isa) : model_(std::move(model
 void CpuEngine::pack_weights() {
   const Model& m = model_;
   KernelParams& p = params_;
-  p.act = m.activation == Activation::Relu ? kActRelu : kActTanhLike;
-  if (m.activation == Activation::ScaledTanh) {
-    p.act_amp = 1.7159f; p.act_slope = 2.f / 3.f; p.act_add = 0.f;
-  } else if (m.activation == Activation::Sigmoid) {
-    p.act_amp = 0.5f; p.act_slope = 0.5f; p.act_add = 0.5f;  // sigmoid(a) = (1 + tanh(a/2)) / 2
-  }
-  p.pooling = m.pooling == Pooling::Trainable ? kPoolTrainable
-              : m.pooling == Pooling::Avg     ? kPoolAvg
-                                              : kPoolMax;
+  const SquashForm squash = squash_form(m.activation);
+  p.act = squash.act;
+  p.act_amp = squash.amp, p.act_slope = squash.slope, p.act_add = squash.add;
+  p.pooling = pool_kind(m.pooling);
   p.head = m.head == Head::Rbf ? kHeadRbf : kHeadLinear;
   p.classes = m.num_classes;
   p.c1_w = m.c1_w.data();

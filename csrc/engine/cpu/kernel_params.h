@@ -8,8 +8,7 @@
 
 namespace lenet::cpu {
 
-enum ActKind : int { kActTanhLike = 0, kActRelu = 1 };
-enum PoolKind : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
+// (ActKind and PoolKind: engine/model.h, shared with the CUDA kernels.)
 enum HeadKind : int { kHeadRbf = 0, kHeadLinear = 1 };
 
 struct KernelParams {

@@ -15,13 +15,8 @@ namespace lenet::cuda {
 namespace {
 
 void set_activation(const Model& m, int& act, float& amp, float& slope, float& add) {
-  act = m.activation == Activation::Relu ? kActRelu : kActTanhLike;
-  amp = 1.f, slope = 1.f, add = 0.f;
-  if (m.activation == Activation::ScaledTanh) {
-    amp = 1.7159f, slope = 2.f / 3.f, add = 0.f;
-  } else if (m.activation == Activation::Sigmoid) {
-    amp = 0.5f, slope = 0.5f, add = 0.5f;  // sigmoid(a) = (1 + tanh(a/2)) / 2
-  }
+  const SquashForm f = squash_form(m.activation);
+  act = f.act, amp = f.amp, slope = f.slope, add = f.add;
 }
 
 // [units][k] row-major -> [k][ld] with zero columns beyond `units`.
@@ -45,9 +40,7 @@ PackedModel pack_model(const Model& m) {
   PackedModel pk;
   SubsampleParams& s = pk.sub;
   set_activation(m, s.act, s.act_amp, s.act_slope, s.act_add);
-  s.pooling = m.pooling == Pooling::Trainable ? kPoolTrainable
-              : m.pooling == Pooling::Avg     ? kPoolAvg
-                                              : kPoolMax;
+  s.pooling = pool_kind(m.pooling);
   s.input_size = m.input_size;
   s.c1_pad = m.c1_padding;
   s.pre_pad = m.pre.pad;

@@ -30,22 +30,22 @@
 
 #include <cmath>
 #include <cstdint>
+
+#include "engine/model.h"
 #ifndef __CUDA_ARCH__
 #include <stdexcept>
 #endif
 
 namespace lenet::cuda {
 
-// ---- fixed geometry (LeNet-5's layers, python/lenet/spec.py) -----------------------------------
-constexpr int kFrame = 32;                    // C1 input frame: input_size + 2*c1_padding
+// ---- fixed geometry: the layer sizes of engine/model.h, under the kernels' short names ------------
+constexpr int kFrame = kC1Size + kKernel - 1;  // C1 input frame: input_size + 2*c1_padding = 32
 constexpr int kFramePix = kFrame * kFrame;
-constexpr int kMaps1 = 6, kS2 = 14, kS2Pix = kS2 * kS2;        // S2: 6@14x14
-constexpr int kMaps3 = 16, kS4 = 5, kS4Pix = kS4 * kS4;        // S4: 16@5x5
-constexpr int kS4Len = kMaps3 * kS4Pix;                         // 400 = C5 fan-in
-constexpr int kC5 = 120, kF6 = 84;
-
-enum : int { kActTanhLike = 0, kActRelu = 1 };
-enum : int { kPoolTrainable = 0, kPoolAvg = 1, kPoolMax = 2 };
+constexpr int kMaps1 = kC1Maps, kS2 = kS2Size, kS2Pix = kS2 * kS2;  // S2: 6@14x14
+constexpr int kMaps3 = kC3Maps, kS4 = kS4Size, kS4Pix = kS4 * kS4;  // S4: 16@5x5
+constexpr int kS4Len = kMaps3 * kS4Pix;                               // 400 = C5 fan-in
+constexpr int kC5 = kC5Units, kF6 = kF6Units;
+// (kActTanhLike/kActRelu and kPoolTrainable/kPoolAvg/kPoolMax: engine/model.h.)
 
 // ---- launch configuration -------------------------------------------------------------------
 //
