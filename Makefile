@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN    ?= runs/demo
 ART    ?= artifacts/demo
 
-.PHONY: demo test build sanitize accuracy data-bench bench clean
+.PHONY: demo test build sanitize accuracy data-bench bench reader-model reader-eval reader-fps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,8 @@ demo: build
 	$(BIN)/python -m lenet_ext $(ART) --dataset mnist-sample
 	$(BIN)/lenet-bench $(ART) --seconds 0.5
 	$(BIN)/python -m lenet.digits.synth --out $(RUN)/page.png --seed 1
-	$(BIN)/lenet-digits $(RUN)/page.png --model $(ART) --headless --out $(RUN)/page.annotated.png --json $(RUN)/page.json
+	@# The page is read with the reader model bundled in the package (make reader-model).
+	$(BIN)/lenet-digits $(RUN)/page.png --headless --out $(RUN)/page.annotated.png --json $(RUN)/page.json
 
 test: build
 	$(BIN)/python -m pytest -q
@@ -48,6 +49,19 @@ accuracy: build
 
 data-bench: build
 	$(BIN)/python tools/data_throughput.py
+
+# The digit reader's model: render its training data (cached in build/reader-data), train, export
+# and ship it to python/lenet/digits/model (tools/reader_model.py; ~15-20 min on 2 cores). Then
+# score it on held-out pages, and measure frames/s on 640x480 video.
+reader-model: build
+	$(BIN)/python tools/reader_model.py
+	$(BIN)/python tools/reader_eval.py --record
+
+reader-eval: build
+	$(BIN)/python tools/reader_eval.py
+
+reader-fps: build
+	$(BIN)/python tools/reader_fps.py
 
 # lenet_ext vs PyTorch eager / TorchScript / ONNX Runtime / OpenCV DNN on the demo artifact.
 bench: build

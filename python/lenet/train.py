@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="mirror a random half of each training batch left-right (for fashion-mnist; "
                         "digits are not mirror-symmetric, so not for mnist)")
     p.add_argument("--rubbish", type=int, default=0, metavar="N",
-                   help="lenet5 only: add N synthetic non-digit glyphs (letters, lenet.digits.synth) "
+                   help="lenet5 only: add N synthetic non-digit glyphs (letters, lenet.glyphs) "
                         "as the paper's rubbish class, so the RBF distances learn to reject what is "
                         "not a digit (lenet-digits uses this); default 0")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, order and distortions (default 0)")
@@ -90,6 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 f"--dataset fashion-mnist, not {args.dataset}")
     if args.rubbish < 0:
         p.error(f"--rubbish must be at least 0, got {args.rubbish}")
+    if args.dataset == "reader" and args.arch != "lenet5":
+        p.error("--dataset reader has a rubbish class (label 10) that needs lenet5's RBF head")
     if args.rubbish and args.arch != "lenet5":
         p.error("--rubbish needs the RBF head's rubbish class: use it with --arch lenet5")
     return args
@@ -326,7 +328,7 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
     test_batches = Batches(data.test, spec, 1000, device=device)
     rubbish = None
     if args.rubbish:
-        from .digits.synth import rubbish_glyphs
+        from .glyphs import rubbish_glyphs
         rubbish = torch.from_numpy(rubbish_glyphs(args.rubbish, np.random.default_rng(args.seed))).to(device)
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
 

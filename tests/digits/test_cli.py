@@ -24,13 +24,19 @@ def small_page(heldout_digits):
 
 
 def check_item_format(item: dict) -> None:
-    """The `lenet-digits --json` item format (README, lenet-digits)."""
+    """The `lenet-digits --json` item format (README, lenet-digits): a refused digit-sized shape
+    inside a number is "?" in its text, with "digit": null and its best "guess"."""
     assert set(item) >= {"source", "numbers", "rejected"}
     for n in item["numbers"]:
-        assert isinstance(n["text"], str) and n["text"].isdigit()
+        assert isinstance(n["text"], str) and all(c.isdigit() or c == "?" for c in n["text"])
+        assert n["text"][0] != "?" and n["text"][-1] != "?"
         assert len(n["box"]) == 4 and len(n["digits"]) == len(n["text"])
-        for d in n["digits"]:
-            assert 0 <= d["digit"] <= 9 and 0 <= d["confidence"] <= 1 and len(d["box"]) == 4
+        for c, d in zip(n["text"], n["digits"]):
+            assert 0 <= d["confidence"] <= 1 and len(d["box"]) == 4
+            if c == "?":
+                assert d["digit"] is None and 0 <= d["guess"] <= 9
+            else:
+                assert d["digit"] == int(c)
     for r in item["rejected"]:
         assert len(r["box"]) == 4 and "confidence" in r
 
@@ -43,7 +49,7 @@ def test_help(capsys):
     assert "--min-confidence" in out and "--camera" in out and "--headless" in out
 
 
-def test_images_with_bad_ones_among_them(tmp_path, capsys, small_page, digit_checkpoint):
+def test_images_with_bad_ones_among_them(tmp_path, capsys, small_page, reader_model):
     good = tmp_path / "scan1.png"
     cv2.imwrite(str(good), small_page.image)
     corrupt = tmp_path / "corrupt.png"
@@ -52,7 +58,7 @@ def test_images_with_bad_ones_among_them(tmp_path, capsys, small_page, digit_che
     empty.write_bytes(b"")
     missing = tmp_path / "missing.png"
     out_json, out_dir = tmp_path / "out.json", tmp_path / "annotated"
-    rc = main([str(good), str(corrupt), str(empty), str(missing), "--model", str(digit_checkpoint),
+    rc = main([str(good), str(corrupt), str(empty), str(missing), "--model", str(reader_model),
                "--json", str(out_json), "--out", str(out_dir), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1  # some inputs unreadable, the rest processed
@@ -73,8 +79,8 @@ def test_images_with_bad_ones_among_them(tmp_path, capsys, small_page, digit_che
     assert annotated is not None and annotated.shape[1] == small_page.image.shape[1]
 
 
-def test_nothing_readable_exits_2(tmp_path, capsys, digit_checkpoint):
-    rc = main([str(tmp_path / "nope.png"), "--model", str(digit_checkpoint)])
+def test_nothing_readable_exits_2(tmp_path, capsys, reader_model):
+    rc = main([str(tmp_path / "nope.png"), "--model", str(reader_model)])
     assert rc == 2
     assert "nope.png: no such file" in capsys.readouterr().err
 
@@ -90,33 +96,33 @@ def test_bad_model_named(tmp_path, capsys, model):
     assert str(path) in err and "\n" == err[-1] and err.count("\n") == 1
 
 
-def test_camera_that_does_not_exist(capsys, digit_checkpoint):
-    rc = main(["--camera", "97", "--model", str(digit_checkpoint), "--headless", "--max-frames", "3"])
+def test_camera_that_does_not_exist(capsys, reader_model):
+    rc = main(["--camera", "97", "--model", str(reader_model), "--headless", "--max-frames", "3"])
     assert rc == 2
     assert "camera 97: cannot be opened" in capsys.readouterr().err
 
 
-def test_live_without_a_display(monkeypatch, capsys, digit_checkpoint, tmp_path):
+def test_live_without_a_display(monkeypatch, capsys, reader_model, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    rc = main(["--video", str(tmp_path / "clip.mp4"), "--model", str(digit_checkpoint)])
+    rc = main(["--video", str(tmp_path / "clip.mp4"), "--model", str(reader_model)])
     assert rc == 2
     assert "--headless" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a video" * 50])
-def test_bad_video(tmp_path, capsys, digit_checkpoint, content):
+def test_bad_video(tmp_path, capsys, reader_model, content):
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(content)
-    rc = main(["--video", str(clip), "--model", str(digit_checkpoint), "--headless", "--quiet"])
+    rc = main(["--video", str(clip), "--model", str(reader_model), "--headless", "--quiet"])
     assert rc == 2
     assert str(clip) in capsys.readouterr().err
 
 
-def test_video_headless(tmp_path, capsys, small_page, digit_checkpoint):
+def test_video_headless(tmp_path, capsys, small_page, reader_model):
     clip, out, out_json = tmp_path / "clip.mp4", tmp_path / "annotated.mp4", tmp_path / "frames.json"
     make_clip(clip, small_page, frames=12)
-    rc = main(["--video", str(clip), "--model", str(digit_checkpoint), "--headless", "--out", str(out),
+    rc = main(["--video", str(clip), "--model", str(reader_model), "--headless", "--out", str(out),
                "--json", str(out_json)])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
@@ -154,7 +160,7 @@ class DyingCamera:
         pass
 
 
-def test_camera_that_stops_delivering(monkeypatch, tmp_path, capsys, small_page, digit_checkpoint):
+def test_camera_that_stops_delivering(monkeypatch, tmp_path, capsys, small_page, reader_model):
     import lenet.digits.live as live
     from lenet.digits.classify import load_classifier
     from lenet.digits.cli import build_parser, run_stream_headless
@@ -165,7 +171,7 @@ def test_camera_that_stops_delivering(monkeypatch, tmp_path, capsys, small_page,
     args = build_parser().parse_args(["--camera", "0", "--model", "m", "--headless", "--quiet",
                                       "--json", str(out_json)])
     camera = DyingCamera(small_page.image, 3)
-    reader = DigitReader(load_classifier(digit_checkpoint))
+    reader = DigitReader(load_classifier(reader_model))
     rc = run_stream_headless(args, reader, {}, camera, "0", True)
     assert rc == 1
     assert "camera 0: stopped delivering frames (retried" in capsys.readouterr().err

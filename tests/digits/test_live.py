@@ -92,7 +92,7 @@ def color_pixels(img: np.ndarray, bgr: tuple[int, int, int], tol: int = 40) -> i
     return int((np.abs(img.astype(int) - np.array(bgr)).max(axis=2) < tol).sum())
 
 
-def test_live_window_under_xvfb(xdisplay, tmp_path, heldout_digits, digit_checkpoint):
+def test_live_window_under_xvfb(xdisplay, tmp_path, heldout_digits, reader_model):
     xs, ys = heldout_digits
     rng = np.random.default_rng(3)
     order = rng.permutation(len(xs))  # the split is stored class by class
@@ -104,7 +104,7 @@ def test_live_window_under_xvfb(xdisplay, tmp_path, heldout_digits, digit_checkp
     save_dir = tmp_path / "saved"
     proc = subprocess.Popen(
         [sys.executable, "-m", "lenet.digits.cli", "--video", str(clip), "--loop", "--model",
-         str(digit_checkpoint), "--save-dir", str(save_dir)],
+         str(reader_model), "--save-dir", str(save_dir)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # The window opens ...

@@ -1,53 +1,61 @@
-"""Reading realistic pages: held-out MNIST digits as multi-digit numbers on lit, noisy, blurred,
-rotated, perspective-warped paper, with non-digit marks (letters, smudges, dashes) to reject."""
+"""Reading held-out pages with the bundled reader model: digits in fonts its training never saw
+and held-out MNIST test digits, photographed (uneven light, shadow, perspective, blur, noise, JPEG,
+blue and black ink, ruled paper) with non-digit marks to refuse. A smaller set than
+`make reader-eval` (tools/reader_eval.py, other seeds), with limits a little under its targets,
+so that a regression fails CI."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lenet.digits.classify import load_classifier
+from lenet.digits import evaluate
+from lenet.digits.classify import load_classifier, reader_settings
 from lenet.digits.reader import DigitReader, ReaderOptions
 
-from .pages import Score, make_pages, score_page
-
-PAGES = 8
-MIN_DIGIT_ACCURACY = 0.95
-MIN_NUMBER_ACCURACY = 0.85
-# Marks read as a digit: at most this fraction. The letters on the pages are ones the training's
-# rubbish class never saw (see conftest.RUBBISH_LETTERS), so this measures generalization.
-MAX_MARK_RATE = 0.15
-MAX_STRAY_DIGITS = 5  # digits found where there is neither a digit nor a mark, over all pages
+PAGES = 3  # of each kind
+# kind: (digits read, numbers read exactly), each a little under tools/reader_eval.py's targets.
+LIMITS = {"handwriting": (0.95, 0.85), "print": (0.97, 0.90), "mnist": (0.95, 0.85)}
+MAX_MARK_RATE = 0.1  # over all pages; the target is 1 in 20 on the full evaluation
 
 
 @pytest.fixture(scope="module")
-def pages(heldout_digits):
-    x, y = heldout_digits
-    return make_pages(x, y, PAGES, seed=0, lines=9)
+def reader(reader_model):
+    threshold = reader_settings(reader_model)["min_confidence"]
+    return DigitReader(load_classifier(reader_model), ReaderOptions(min_confidence=threshold))
+
+
+@pytest.fixture(scope="module")
+def pages(heldout_digits, heldout_fonts):
+    return {kind: evaluate.make_pages(kind, PAGES, seed=7 + i, mnist=heldout_digits)
+            for i, kind in enumerate(evaluate.KINDS)}
 
 
 @pytest.mark.parametrize("backend", ["engine", "torch"])
-def test_backends_agree(backend, digit_checkpoint, heldout_digits):
+def test_backends_agree(backend, reader_model, heldout_digits):
     x, _ = heldout_digits
-    reference = load_classifier(digit_checkpoint, "torch").scores(x[:64])
-    clf = load_classifier(digit_checkpoint, backend)
+    reference = load_classifier(reader_model, "torch").scores(x[:64])
+    clf = load_classifier(reader_model, backend)
     assert clf.backend == ("lenet_ext" if backend == "engine" else "torch")
     np.testing.assert_allclose(clf.scores(x[:64]), reference, rtol=1e-3, atol=1e-3)
 
 
-def test_pages_are_read(pages, digit_checkpoint):
-    reader = DigitReader(load_classifier(digit_checkpoint), ReaderOptions())
-    total = Score()
-    for i, page in enumerate(pages):
-        total.add(score_page(page, reader.read(page.image, f"page {i}"), f"page {i}"))
-    report = f"{PAGES} pages, backend {reader.classifier.backend}: {total.summary()}"
-    print(report)
-    detail = report + "\n" + "\n".join(total.errors)
-    assert total.digits >= 400 and total.numbers >= 100 and total.marks >= 20, detail
-    assert total.digit_accuracy >= MIN_DIGIT_ACCURACY, detail
-    assert total.number_accuracy >= MIN_NUMBER_ACCURACY, detail
-    assert total.mark_rate <= MAX_MARK_RATE, detail
-    assert total.stray_digits <= MAX_STRAY_DIGITS, detail
+def test_pages_are_read(pages, reader):
+    marks = marks_read = 0
+    failures = []
+    for kind, kind_pages in pages.items():
+        total = evaluate.Score()
+        for i, page in enumerate(kind_pages):
+            total.add(evaluate.score_page(page, reader.read(page.image), f"{kind} {i}"))
+        print(f"{kind}: {total.summary()}")
+        assert total.digits >= 120 and total.numbers >= 30 and total.marks >= 6, total.summary()
+        min_digits, min_numbers = LIMITS[kind]
+        if total.digit_accuracy < min_digits or total.number_accuracy < min_numbers:
+            failures.append(f"{kind}: {total.summary()}\n" + "\n".join(total.errors))
+        marks += total.marks
+        marks_read += total.marks_read
+    assert not failures, "\n".join(failures)
+    assert marks_read <= MAX_MARK_RATE * marks, f"{marks_read} of {marks} marks read as digits"
 
 
 def _tight(d: np.ndarray) -> np.ndarray:
@@ -55,14 +63,14 @@ def _tight(d: np.ndarray) -> np.ndarray:
     return d[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
-def test_touching_digits_are_split_and_single_ones_are_not(digit_checkpoint, heldout_digits):
+def test_touching_digits_are_split_and_single_ones_are_not(reader_model, heldout_digits):
     """Two held-out digits written so close that their ink touches are read as two digits; a
     digit alone (wide ones included) is never cut in two."""
     import cv2
 
     x, y = heldout_digits
     order = np.random.default_rng(0).permutation(len(x))
-    clf = load_classifier(digit_checkpoint)
+    clf = load_classifier(reader_model)
     results = {}
     for split in (0.0, ReaderOptions().split_aspect):
         reader = DigitReader(clf, ReaderOptions(split_aspect=split))
@@ -87,9 +95,8 @@ def test_touching_digits_are_split_and_single_ones_are_not(digit_checkpoint, hel
     assert singles_on >= 0.85 and singles_on == singles_off, results
 
 
-def test_light_ink_on_a_dark_board_is_read_like_dark_on_light(pages, digit_checkpoint):
-    reader = DigitReader(load_classifier(digit_checkpoint))
-    page = pages[0]
+def test_light_ink_on_a_dark_board_is_read_like_dark_on_light(pages, reader):
+    page = pages["mnist"][0]
     normal = [n.text for n in reader.read(page.image).numbers]
     board = [n.text for n in reader.read(255 - page.image).numbers]  # chalk on a blackboard
     assert len(normal) >= 10

@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from lenet.digits.classify import confidences, rubbish_energy
+from lenet.digits.classify import confidences
 from lenet.digits.group import Digit, group_numbers
 from lenet.digits.normalize import to_mnist
-from lenet.digits.reader import DigitReader
+from lenet.digits.reader import DigitReader, ReaderOptions
 from lenet.digits.segment import SegmentOptions, find_candidates, ink_map, threshold
-from lenet.spec import spec_for
+from lenet.spec import RUBBISH_ENERGY, spec_for
 
 
 class CountingClassifier:
@@ -96,7 +96,7 @@ def test_to_mnist_geometry():
 
 def test_rbf_confidence_has_a_rubbish_class():
     spec = spec_for("lenet5")
-    j = rubbish_energy()
+    j = RUBBISH_ENERGY
     near = -np.array([[1.0, 30, 30, 30, 30, 30, 30, 30, 30, 30]])        # close to prototype 0
     far = -np.array([[j + 8, 40, 40, 40, 40, 40, 40, 40, 40, 40]])     # nearest is still far
     torn = -np.array([[2.0, 2.0, 30, 30, 30, 30, 30, 30, 30, 30]])     # between 0 and 1
@@ -113,9 +113,41 @@ def test_grouping_lines_numbers_and_order():
     # Two lines, the second slightly rotated; numbers split by wide gaps; input order shuffled.
     digits = [d(3, 200, 10), d(1, 10, 12), d(2, 40, 10), d(9, 400, 120), d(8, 20, 100),
               d(7, 50, 104), d(6, 80, 108), d(4, 230, 11)]
-    numbers = group_numbers(digits)
-    assert [n.text for n in numbers] == ["12", "34", "876", "9"]
+    numbers, left_out = group_numbers(digits)
+    assert [n.text for n in numbers] == ["12", "34", "876", "9"] and left_out == []
     assert numbers[0].box == (10, 10, 55, 42)
+
+
+def test_a_refused_digit_keeps_its_number_together():
+    def d(v, x, h=40, ok=True, y=10):
+        return Digit(v, 0.9 if ok else 0.02, (x, y, 25, h), accepted=ok)
+    # 1 2 ? 4: the unsure digit stays in the number, shown as "?", with its guess in the JSON.
+    numbers, left_out = group_numbers([d(1, 10), d(2, 40), d(7, 70, ok=False), d(4, 100)])
+    assert [n.text for n in numbers] == ["12?4"] and left_out == []
+    assert numbers[0].to_json()["digits"][2] == {"digit": None, "guess": 7, "confidence": 0.02,
+                                                 "box": [70, 10, 25, 40]}
+    # A refused shape at a number's end is not part of it; nor is a small one (a letter's
+    # x-height) in the middle, which ends the number instead of joining what is on either side.
+    numbers, left_out = group_numbers([d(1, 10), d(2, 40), d(7, 70, ok=False)])
+    assert [n.text for n in numbers] == ["12"] and [x.box[0] for x in left_out] == [70]
+    numbers, left_out = group_numbers([d(1, 10), d(2, 40), d(7, 70, h=15, ok=False, y=35), d(4, 100)])
+    assert [n.text for n in numbers] == ["12", "4"] and [x.box[0] for x in left_out] == [70]
+    # A line of refused shapes only is no number at all.
+    numbers, left_out = group_numbers([d(1, 10, ok=False), d(2, 40, ok=False)])
+    assert numbers == [] and len(left_out) == 2
+
+
+def test_video_mode_does_not_read_digits_cut_by_the_frame(heldout_digits):
+    x, _ = heldout_digits
+    img = paper(300, 700)
+    draw_digit(img, x[0], 200, 100, 70)
+    draw_digit(img, x[1], 560, 100, 70)
+    img = np.ascontiguousarray(img[:, :580])  # the frame's edge cuts the second digit
+    whole = DigitReader(CountingClassifier()).read(img)
+    video = DigitReader(CountingClassifier(), ReaderOptions(skip_border=True)).read(img)
+    assert len(whole.digits) == 2
+    assert [d.box[0] for d in video.digits] == [200]
+    assert [r.reason for r in video.rejected] == ["border"]
 
 
 def test_one_batched_call_per_frame(heldout_digits):
@@ -140,7 +172,7 @@ def test_reader_refuses_a_non_digit_model():
 
 
 def test_rubbish_glyphs_use_other_fonts_than_the_page_marks():
-    from lenet.digits.synth import MARK_FONTS, RUBBISH_FONTS, rubbish_glyphs
+    from lenet.glyphs import MARK_FONTS, RUBBISH_FONTS, rubbish_glyphs
 
     assert not {f & 0xF for f in RUBBISH_FONTS} & set(MARK_FONTS)  # 0xF: without FONT_ITALIC
     glyphs = rubbish_glyphs(20, np.random.default_rng(0))

@@ -37,14 +37,29 @@ index 10 of ``lecun_map_loss``) is what lets the confidence refuse them.
 
 from __future__ import annotations
 
-import inspect
+import json
 import os
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from lenet.spec import ArchSpec
+from lenet.spec import RUBBISH_ENERGY, ArchSpec
+
+# The reader model that ships with the package (made by `make reader-model`, tools/reader_model.py).
+DEFAULT_MODEL = Path(__file__).resolve().with_name("model")
+
+
+def reader_settings(path: str | os.PathLike) -> dict:
+    """The reader settings an artifact directory's manifest records ("reader": the default
+    min_confidence chosen on validation data, the recipe, the figures); {} when none."""
+    manifest = Path(path) / "manifest.json"
+    if not manifest.is_file():
+        return {}
+    try:
+        return dict(json.loads(manifest.read_text()).get("reader") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}  # an unreadable manifest is reported by the loader itself
 
 
 class ModelLoadError(RuntimeError):
@@ -58,14 +73,6 @@ class Classifier(Protocol):
     def scores(self, crops: np.ndarray) -> np.ndarray: ...
 
 
-def rubbish_energy() -> float:
-    """The constant j of the MAP criterion the RBF head was trained with (one value, read from the
-    training loss so the reader and the training never disagree)."""
-    from lenet.models.layers import lecun_map_loss
-
-    return float(inspect.signature(lecun_map_loss).parameters["j"].default)
-
-
 def confidences(scores: np.ndarray, spec: ArchSpec, j: float | None = None) -> np.ndarray:
     """Per-class probabilities [N, classes] (rows sum to ≤ 1; the rest is "not a digit")."""
     s = np.asarray(scores, np.float64)
@@ -73,7 +80,7 @@ def confidences(scores: np.ndarray, spec: ArchSpec, j: float | None = None) -> n
         return s.reshape(0, spec.num_classes)
     if spec.head == "rbf":
         if j is None:
-            j = rubbish_energy()
+            j = RUBBISH_ENERGY
         logits = np.concatenate([s, np.full((len(s), 1), -j)], axis=1)
     else:
         logits = s

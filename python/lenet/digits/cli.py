@@ -1,7 +1,7 @@
-"""lenet-digits: read handwritten digits from scanned pages, a video or a webcam.
+"""lenet-digits: read printed and handwritten digits from scanned pages, a video or a webcam.
 
-    lenet-digits scan1.png scan2.jpg --model artifacts/demo --json out.json
-    lenet-digits --camera 0 --model artifacts/demo
+    lenet-digits scan1.png scan2.jpg --json out.json        (the bundled reader model)
+    lenet-digits --camera 0
     lenet-digits --video clip.mp4 --model artifacts/demo --headless --out annotated.mp4 --json out.json
 
 Exit status: 0 all inputs read; 1 some inputs could not be read (each named on stderr, the rest
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="lenet-digits",
-        description="Read handwritten digits with a LeNet model: scanned pages or photos (IMAGE ...), "
+        description="Read printed and handwritten digits with a LeNet model: scanned pages or photos (IMAGE ...), "
                     "a video file (--video) or a webcam (--camera). Digits are found with OpenCV, "
                     "normalized the way MNIST was made, classified in one batched call per frame "
                     "(lenet_ext engine, or PyTorch if the engine cannot load), and grouped into "
@@ -52,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--video", metavar="FILE", help="read a video file")
     src.add_argument("--camera", type=int, metavar="N", help="read camera N (0 = the first webcam)")
-    p.add_argument("--model", required=True, metavar="PATH",
+    p.add_argument("--model", metavar="PATH",
                    help="lenet-export artifact directory (or its .onnx/.torchscript.pt/.pt2), "
-                        "or a lenet-train checkpoint .pt")
+                        "or a lenet-train checkpoint .pt (default: the reader model bundled with "
+                        "the package, trained on MNIST and print and handwriting fonts)")
     p.add_argument("--backend", choices=("auto", "engine", "torch"), default="auto",
                    help="auto (default): lenet_ext, PyTorch if it cannot load")
     p.add_argument("--headless", action="store_true",
@@ -63,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="annotated output: an image file (one image), a directory (several images), "
                         "or a video file .mp4/.avi (--video/--camera with --headless)")
     p.add_argument("--json", metavar="FILE", help="write the results (every image or frame) as JSON")
-    p.add_argument("--min-confidence", type=float, default=ReaderOptions().min_confidence, metavar="P",
-                   help="refuse a candidate whose confidence is below P as not a digit (default "
-                        "%(default)s). Confidence: softmax for linear heads; for lenet5's RBF head "
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                   help="refuse a candidate whose confidence is below P as not a digit (default: "
+                        "the threshold recorded in the model's manifest, chosen on validation "
+                        f"data; {ReaderOptions().min_confidence} for models without one). Confidence: softmax for linear heads; for lenet5's RBF head "
                         "the posterior with the MAP criterion's rubbish class, so a shape far from "
                         "every digit prototype scores near 0 (see lenet.digits.classify)")
     p.add_argument("--deskew", action="store_true", help="straighten slanted digits by their moments")
@@ -359,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         parser_error = "nothing to read: give IMAGE files, --video FILE or --camera N"
     elif args.images and (args.video is not None or args.camera is not None):
         parser_error = "give either IMAGE files or --video/--camera, not both"
-    elif not 0.0 <= args.min_confidence <= 1.0:
+    elif args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         parser_error = f"--min-confidence must be in [0, 1], got {args.min_confidence}"
     elif args.out and (args.video is not None or args.camera is not None) and not args.headless:
         parser_error = "--out with --video/--camera needs --headless (the live window shows the result)"
@@ -376,15 +378,24 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(exc))
         return 2
 
-    from .classify import ModelLoadError, load_classifier
+    from .classify import DEFAULT_MODEL, ModelLoadError, load_classifier, reader_settings
     from .reader import DigitReader, ReaderOptions
     from .segment import SegmentOptions
 
+    if args.model is None:
+        if not (DEFAULT_MODEL / "manifest.json").is_file():
+            _err(f"the bundled reader model is missing from {DEFAULT_MODEL} (make reader-model "
+                 "makes it); pass --model PATH")
+            return 2
+        args.model = str(DEFAULT_MODEL)
     try:
         classifier = load_classifier(args.model, args.backend)
     except ModelLoadError as exc:
         _err(str(exc))
         return 2
+    if args.min_confidence is None:
+        args.min_confidence = float(reader_settings(args.model).get("min_confidence",
+                                                                    ReaderOptions().min_confidence))
     jitter = not args.no_jitter
     live = not args.images and not args.headless
     if live and jitter and classifier.backend != "lenet_ext":
@@ -394,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lenet-digits: note: {classifier.backend} backend, not lenet_ext: "
               "classifying each crop once for speed", file=sys.stderr)
     options = ReaderOptions(min_confidence=args.min_confidence, deskew=args.deskew,
-                            jitter=jitter, gap=args.gap, segment=SegmentOptions(ink=args.ink))
+                            jitter=jitter, gap=args.gap, segment=SegmentOptions(ink=args.ink),
+                            skip_border=not args.images)
     try:
         reader = DigitReader(classifier, options)
     except ValueError as exc:

@@ -6,17 +6,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-Box = tuple[int, int, int, int]
+from .boxes import Box, linked_groups, union
 
 
 @dataclass
 class Digit:
-    digit: int
+    digit: int                      # the class read (for a refused one: the best guess)
     confidence: float
     box: Box
     crop: np.ndarray | None = None  # the normalized 28×28 the network saw
+    accepted: bool = True           # False: refused as "not a digit" but kept in its number ("?")
+
+    @property
+    def char(self) -> str:
+        return str(self.digit) if self.accepted else "?"
 
     def to_json(self) -> dict:
+        if not self.accepted:
+            return {"digit": None, "guess": self.digit, "confidence": round(self.confidence, 4),
+                    "box": list(self.box)}
         return {"digit": self.digit, "confidence": round(self.confidence, 4), "box": list(self.box)}
 
 
@@ -26,7 +34,7 @@ class Number:
 
     @property
     def text(self) -> str:
-        return "".join(str(d.digit) for d in self.digits)
+        return "".join(d.char for d in self.digits)
 
     @property
     def box(self) -> Box:
@@ -36,14 +44,6 @@ class Number:
         return {"text": self.text, "box": list(self.box), "digits": [d.to_json() for d in self.digits]}
 
 
-def union(boxes: list[Box]) -> Box:
-    x0 = min(b[0] for b in boxes)
-    y0 = min(b[1] for b in boxes)
-    x1 = max(b[0] + b[2] for b in boxes)
-    y1 = max(b[1] + b[3] for b in boxes)
-    return (x0, y0, x1 - x0, y1 - y0)
-
-
 def _same_line(a: Box, b: Box) -> bool:
     overlap = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
     return overlap > 0.4 * min(a[3], b[3])
@@ -51,44 +51,56 @@ def _same_line(a: Box, b: Box) -> bool:
 
 def lines_of(digits: list[Digit]) -> list[list[Digit]]:
     """Lines as the connected groups of digits that overlap vertically (chained through
-    neighbours, so a slightly rotated line stays one line), top to bottom, each left to right."""
-    n = len(digits)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    order = sorted(range(n), key=lambda i: digits[i].box[0])
-    for ai, i in enumerate(order):
-        for k in order[ai + 1:]:
-            # Only neighbours within a few digit heights link, so two lines cannot be chained
-            # together through a long slant of unrelated digits.
-            if digits[k].box[0] - (digits[i].box[0] + digits[i].box[2]) > 4 * digits[i].box[3]:
-                break
-            if _same_line(digits[i].box, digits[k].box):
-                parent[find(k)] = find(i)
-    groups: dict[int, list[Digit]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(digits[i])
-    lines = [sorted(g, key=lambda d: d.box[0] + d.box[2] / 2) for g in groups.values()]
+    neighbours, so a slightly rotated line stays one line), top to bottom, each left to right.
+    Only neighbours within a few digit heights link, so two lines cannot be chained together
+    through a long slant of unrelated digits."""
+    boxes = [d.box for d in digits]
+    groups = linked_groups(boxes, lambda b: b[0] + b[2] + 4 * b[3], _same_line)
+    lines = [sorted((digits[i] for i in g), key=lambda d: d.box[0] + d.box[2] / 2) for g in groups]
     return sorted(lines, key=lambda g: float(np.median([d.box[1] + d.box[3] / 2 for d in g])))
 
 
-def group_numbers(digits: list[Digit], gap: float = 0.6) -> list[Number]:
-    """Numbers in reading order. Within a line a number ends where the space to the next digit is
-    more than ``gap`` × the line's median digit height."""
+def group_numbers(digits: list[Digit], gap: float = 0.6) -> tuple[list[Number], list[Digit]]:
+    """Numbers in reading order, and the refused digits left out of them.
+
+    Within a line a number ends where the space to the next digit is more than ``gap`` × the
+    line's median digit height. A refused shape (``accepted=False``) stays in its number as "?"
+    when it lies between two read digits and is digit-sized (a digit the network is unsure of
+    must not split a number in two); at a number's ends, or when it is much smaller or larger
+    than the digits, it is not part of the number, and a shape of the wrong size also ends it."""
     numbers: list[Number] = []
+    left_out: list[Digit] = []
     for line in lines_of(digits):
-        height = float(np.median([d.box[3] for d in line]))
-        current = Number([line[0]])
+        read = [d.box[3] for d in line if d.accepted]
+        if not read:
+            left_out += line
+            continue
+        height = float(np.median(read))
+        runs: list[list[Digit]] = [[line[0]]]
         for prev, d in zip(line, line[1:]):
             space = d.box[0] - (prev.box[0] + prev.box[2])
             if space > gap * height:
-                numbers.append(current)
-                current = Number([])
-            current.digits.append(d)
-        numbers.append(current)
-    return numbers
+                runs.append([])
+            runs[-1].append(d)
+        for run in runs:
+            current: list[Digit] = []
+            for d in run:
+                if not d.accepted and not 0.6 * height <= d.box[3] <= 1.6 * height:
+                    numbers += _trimmed(current, left_out)
+                    left_out.append(d)
+                    current = []
+                else:
+                    current.append(d)
+            numbers += _trimmed(current, left_out)
+    return numbers, left_out
+
+
+def _trimmed(run: list[Digit], left_out: list[Digit]) -> list[Number]:
+    """The run without refused shapes at its ends (those go to ``left_out``); [] if none is read."""
+    first = next((i for i, d in enumerate(run) if d.accepted), None)
+    if first is None:
+        left_out += run
+        return []
+    last = max(i for i, d in enumerate(run) if d.accepted)
+    left_out += run[:first] + run[last + 1:]
+    return [Number(run[first:last + 1])]

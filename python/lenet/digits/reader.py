@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .classify import Classifier, confidences
-from .group import Box, Digit, Number, group_numbers
+from .boxes import Box
+from .group import Digit, Number, group_numbers
 from .normalize import jitters, to_mnist
-from .segment import SegmentOptions, find_candidates
+from .segment import Candidate, SegmentOptions, find_candidates
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class ReaderOptions:
     jitter: bool = True           # average over small re-registrations (normalize.jitters)
     split_aspect: float = 1.1     # blobs wider than this × height are also tried as two digits (0: never)
     gap: float = 0.6              # a space wider than this × digit height ends a number
+    skip_border: bool = False     # video/camera: a shape touching the frame's edge may be a cut digit
     segment: SegmentOptions = field(default_factory=SegmentOptions)
 
 
@@ -49,7 +51,8 @@ class FrameResult:
 
     @property
     def digits(self) -> list[Digit]:
-        return [d for n in self.numbers for d in n.digits]
+        """The digits read (not the refused shapes kept in numbers as "?")."""
+        return [d for n in self.numbers for d in n.digits if d.accepted]
 
     def to_json(self) -> dict:
         return {"source": self.source, "numbers": [n.to_json() for n in self.numbers],
@@ -64,34 +67,40 @@ class DigitReader:
         self.classifier = classifier
         self.options = options
 
-    def _classify(self, inks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Crops [N,28,28] and averaged class probabilities [N,C] — one batched call."""
-        crops = np.stack([to_mnist(ink, deskew_crop=self.options.deskew) for ink in inks])
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities [N,C] of crops [N,28,28], averaged over re-registrations: one batched call."""
         batch = np.concatenate([jitters(c) for c in crops]) if self.options.jitter else crops
         probs = confidences(self.classifier.scores(batch), self.classifier.spec)
-        return crops, probs.reshape(len(crops), -1, probs.shape[-1]).mean(axis=1)
+        return probs.reshape(len(crops), -1, probs.shape[-1]).mean(axis=1)
 
     def read(self, image: np.ndarray, source: str = "") -> FrameResult:
         if image is None or image.size == 0 or image.ndim not in (2, 3):
             raise ValueError("empty image")
         h, w = image.shape[:2]
-        candidates, _ = find_candidates(image, self.options.segment)
+        candidates, kept, crops = candidate_crops(image, self.options)
         rejected = [Rejected(c.box, c.reason) for c in candidates if c.reason]
-        kept = [c for c in candidates if not c.reason]
-        digits: list[Digit] = []
+        if self.options.skip_border and kept:
+            # A digit cut by the frame's edge looks like another digit (a cut 8 is a 3): not read.
+            inside = [not _touches_border(c.box, w, h) for c in kept]
+            rejected += [Rejected(c.box, "border") for c, ok in zip(kept, inside) if not ok]
+            kept = [c for c, ok in zip(kept, inside) if ok]
+            crops = crops[np.array(inside, bool)]
         if not kept:
             return FrameResult(source, [], rejected, (w, h))
         # Every candidate, plus both halves of each wide one, every re-registration: one call.
-        inks = [c.ink for c in kept]
+        extra = []
         halves: dict[int, tuple[int, Split, Split]] = {}
         for i, c in enumerate(kept):
             split = split_wide(c.box, c.ink, self.options.split_aspect) if self.options.split_aspect else None
             if split is not None:
-                halves[i] = (len(inks), *split)
-                inks += [split[0].ink, split[1].ink]
-        crops, probs = self._classify(inks)
+                halves[i] = (len(kept) + len(extra), *split)
+                extra += [to_mnist(part.ink, deskew_crop=self.options.deskew) for part in split]
+        if extra:
+            crops = np.concatenate([crops, np.stack(extra)])
+        probs = self.classify(crops)
         best = probs.argmax(axis=1)
         conf = probs[np.arange(len(probs)), best]
+        shapes: list[Digit] = []
         for i, c in enumerate(kept):
             parts = [(c.box, i)]
             if i in halves:
@@ -101,12 +110,27 @@ class DigitReader:
                 if min(conf[k], conf[k + 1]) > max(conf[i], self.options.min_confidence, 0.5):
                     parts = [(left.box, k), (right.box, k + 1)]
             for box, j in parts:
-                if conf[j] >= self.options.min_confidence:
-                    digits.append(Digit(int(best[j]), float(conf[j]), box, crops[j]))
-                else:
-                    rejected.append(Rejected(box, "confidence", float(conf[j]), int(best[j]), crops[j]))
-        numbers = group_numbers(digits, self.options.gap) if digits else []
+                shapes.append(Digit(int(best[j]), float(conf[j]), box, crops[j],
+                                    accepted=bool(conf[j] >= self.options.min_confidence)))
+        numbers, left_out = group_numbers(shapes, self.options.gap)
+        rejected += [Rejected(d.box, "confidence", d.confidence, d.digit, d.crop) for d in left_out]
         return FrameResult(source, numbers, rejected, (w, h))
+
+
+def _touches_border(box: Box, width: int, height: int) -> bool:
+    x, y, w, h = box
+    return x <= 1 or y <= 1 or x + w >= width - 1 or y + h >= height - 1
+
+
+def candidate_crops(image: np.ndarray, options: ReaderOptions = ReaderOptions()
+                    ) -> tuple[list[Candidate], list[Candidate], np.ndarray]:
+    """All candidates (with shape refusals), the kept ones, and their 28×28 crops (uint8
+    [len(kept), 28, 28]). The reader's one way from an image to what the network sees: the
+    reader model's training data is made by this function too (lenet.digits.training_data)."""
+    candidates, _ = find_candidates(image, options.segment)
+    kept = [c for c in candidates if not c.reason]
+    crops = [to_mnist(c.ink, deskew_crop=options.deskew) for c in kept]
+    return candidates, kept, np.stack(crops) if crops else np.zeros((0, 28, 28), np.uint8)
 
 
 @dataclass

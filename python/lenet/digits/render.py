@@ -56,10 +56,12 @@ def annotate(image: np.ndarray, result: FrameResult, *, fps: float | None = None
         cv2.rectangle(out, (x - 4, y - 4), (x + bw + 4, y + bh + 4), NUMBER, thick)
         for d in n.digits:
             dx, dy, dw, dh = d.box
-            cv2.rectangle(out, (dx, dy), (dx + dw, dy + dh), DIGIT, thick)
-            _text(out, f"{d.digit} {d.confidence:.0%}", (dx, max(12, dy - 6)), max(0.4, scale * 0.55), DIGIT, 1)
+            color = DIGIT if d.accepted else REJECT  # a refused shape kept in its number: "?"
+            label = f"{d.digit} {d.confidence:.0%}" if d.accepted else f"? {d.confidence:.0%}"
+            cv2.rectangle(out, (dx, dy), (dx + dw, dy + dh), color, thick)
+            _text(out, label, (dx, max(12, dy - 6)), max(0.4, scale * 0.55), color, 1)
             if crops and d.crop is not None:
-                _inset(out, d.crop, dx, dy + dh + 6, int(np.clip(dh * 0.6, 28, 56)), DIGIT)
+                _inset(out, d.crop, dx, dy + dh + 6, int(np.clip(dh * 0.6, 28, 56)), color)
     # Status bar: the numbers read (in reading order), FPS and whatever the caller adds.
     bar = int(30 * scale) + 10
     panel = np.full((bar, w, 3), PANEL, np.uint8)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]  # x, y, w, h
+from .boxes import Box, linked_groups, union
 
 
 @dataclass(frozen=True)
@@ -155,38 +155,11 @@ def _joinable(a: list[int], b: list[int]) -> bool:
 
 
 def _merge_fragments(boxes: list[list[int]], labels_of: list[list[int]]) -> None:
-    """Join the pieces of broken digits in place (union-find over pairs that share columns,
-    found by a sweep in x, so a busy camera frame with many blobs stays fast)."""
-    n = len(boxes)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    order = sorted(range(n), key=lambda i: boxes[i][0])
-    for k, i in enumerate(order):
-        right = boxes[i][0] + boxes[i][2]
-        for j in order[k + 1:]:
-            if boxes[j][0] >= right:
-                break
-            if _joinable(boxes[i], boxes[j]):
-                parent[find(j)] = find(i)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(i)
-    merged_boxes, merged_labels = [], []
-    for members in groups.values():
-        x0 = min(boxes[i][0] for i in members)
-        y0 = min(boxes[i][1] for i in members)
-        x1 = max(boxes[i][0] + boxes[i][2] for i in members)
-        y1 = max(boxes[i][1] + boxes[i][3] for i in members)
-        merged_boxes.append([x0, y0, x1 - x0, y1 - y0])
-        merged_labels.append([lab for i in members for lab in labels_of[i]])
-    boxes[:] = merged_boxes
-    labels_of[:] = merged_labels
+    """Join the pieces of broken digits in place: pieces are linked when they share columns
+    (so only boxes that start left of a box's right edge need comparing)."""
+    groups = linked_groups(boxes, lambda b: b[0] + b[2] - 1, _joinable)
+    labels_of[:] = [[lab for i in members for lab in labels_of[i]] for members in groups]
+    boxes[:] = [list(union([boxes[i] for i in members])) for members in groups]
 
 
 def find_candidates(image: np.ndarray, opts: SegmentOptions = SegmentOptions()

@@ -1,10 +1,11 @@
-"""Scanned-style pages of handwritten numbers, for demos and tests.
+"""Photographed pages of numbers, for demos, tests and the reader's evaluation.
 
-Real MNIST digits (by default the mnist-sample TEST split, never used in training) are placed as
-multi-digit numbers in lines on paper, with a few non-digit marks (letters, smudges, dashes) that a
-reader must reject, then photographed badly: paper texture, uneven lighting and a soft shadow,
-slight rotation and perspective, blur, sensor noise and JPEG. The truth (numbers, digit boxes and
-mark boxes, in the final image's coordinates) comes with the page.
+Digits (real MNIST digits, by default the mnist-sample TEST split that training never sees, or
+ink maps of digits in any font) are placed as multi-digit numbers in lines on paper, plain or
+ruled, with a few non-digit marks (letters, smudges, dashes) that a reader must reject, then
+photographed badly: black or blue ink, paper texture, uneven lighting and a soft shadow, slight
+rotation and perspective, blur, sensor noise and JPEG. The truth (numbers, digit boxes and mark
+boxes, in the final image's coordinates) comes with the page.
 
     python -m lenet.digits.synth --out page.png [--truth page.json] [--seed 1]
 """
@@ -20,44 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]  # x, y, w, h
+from lenet.glyphs import MARK_FONTS, MARK_LETTERS, hershey_ink
 
-# Marks that are not digits. Letters that look like digits (O, l, I, S, Z, B, G, q, g, b, T) are
-# left out: a reader cannot be blamed for reading an "S" as a 5.
-MARK_LETTERS = "HKMNWXRkmwx#%&@"
-MARK_FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
-              cv2.FONT_HERSHEY_COMPLEX)
-
-
-# LeCun et al.'s rubbish class: non-digit glyphs trained towards the MAP criterion's constant
-# energy j (target index 10 = the extra logit -j in lecun_map_loss), so that the reader's
-# confidence P(digit) = e^{-y}/(e^{-j} + sum e^{-y_k}) can say "not a digit". A network trained on
-# digits alone maps many letters confidently onto a digit prototype (H, K, M, W onto the 4, R onto
-# the 8), which no threshold can undo. These glyphs are drawn in fonts that the pages' marks never
-# use (MARK_FONTS), so a page measures rejection of renderings the model has not seen; letters a
-# person could read as a digit (O, I, l, S, Z, B, G, b, g, q, T, z, ?, !) are left out.
-RUBBISH_LETTERS = "ACDEFHJKLMNPRUVWXYacdefhkmnprtuvwxy#%&@+=<>$"
-RUBBISH_FONTS = (cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL,
-                 cv2.FONT_HERSHEY_SCRIPT_COMPLEX, cv2.FONT_HERSHEY_PLAIN | cv2.FONT_ITALIC,
-                 cv2.FONT_HERSHEY_TRIPLEX | cv2.FONT_ITALIC)
-
-
-def rubbish_glyphs(count: int, rng: np.random.Generator) -> np.ndarray:
-    """uint8 [count, 28, 28] non-digit glyphs (white on black) made like the reader's crops, for
-    training a rubbish class: with the RBF head, as target index 10 of ``lecun_map_loss``."""
-    from .normalize import to_mnist
-
-    out = np.zeros((count, 28, 28), np.uint8)
-    for i in range(count):
-        ch = RUBBISH_LETTERS[rng.integers(len(RUBBISH_LETTERS))]
-        font = int(RUBBISH_FONTS[rng.integers(len(RUBBISH_FONTS))])
-        thick = int(rng.integers(2, 6))
-        (w, h), base = cv2.getTextSize(ch, font, 2.0, thick)
-        canvas = np.zeros((h + base + 20, w + 20), np.uint8)
-        cv2.putText(canvas, ch, (10, h + 10), font, 2.0, 255, thick, cv2.LINE_AA)
-        out[i] = to_mnist(canvas.astype(np.float32) / 255.0)
-    return out
-
+from .boxes import Box
 
 @dataclass
 class TruthDigit:
@@ -82,22 +48,25 @@ class Page:
         return {"numbers": [asdict(n) for n in self.numbers], "marks": [list(m) for m in self.marks]}
 
 
-def _tight(img: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(img > 30)
-    return img[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+def _tight(ink: np.ndarray) -> np.ndarray:
+    """Float ink in [0, 1] (from uint8 0-255 or float) cropped to where it is."""
+    ink = ink.astype(np.float32) / 255.0 if ink.dtype == np.uint8 else ink.astype(np.float32)
+    ys, xs = np.nonzero(ink > 0.12)
+    return ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
-def _letter(ch: str, height: int, rng: np.random.Generator) -> np.ndarray:
-    """A dark-ink letter as an ink map in [0, 1], about ``height`` px tall."""
-    font = int(rng.choice(MARK_FONTS))
-    scale = 3.0
-    thick = int(rng.integers(5, 9))
-    (w, h), base = cv2.getTextSize(ch, font, scale, thick)
-    canvas = np.zeros((h + base + 2 * thick + 10, w + 2 * thick + 10), np.uint8)
-    cv2.putText(canvas, ch, (thick + 5, h + thick + 5), font, scale, 255, thick, cv2.LINE_AA)
-    ink = _tight(canvas)
+def _letter(ch: str, height: int, rng: np.random.Generator, font_files: list[str] | None) -> np.ndarray:
+    """A letter as an ink map in [0, 1], about ``height`` px tall: in one of ``font_files``, or
+    (None) in an OpenCV Hershey font that the rubbish class never uses."""
+    if font_files:
+        from .fonts import render_text
+
+        ink = render_text(ch, font_files[int(rng.integers(len(font_files)))], 72)
+    else:
+        ink = hershey_ink(ch, int(rng.choice(MARK_FONTS)), int(rng.integers(5, 9)), scale=3.0)
+    ink = _tight(ink)
     f = height / ink.shape[0]
-    return cv2.resize(ink, (max(1, round(ink.shape[1] * f)), height), interpolation=cv2.INTER_AREA) / 255.0
+    return cv2.resize(ink, (max(1, round(ink.shape[1] * f)), height), interpolation=cv2.INTER_AREA)
 
 
 def _smudge(height: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,10 +86,10 @@ def _dash(height: int, rng: np.random.Generator) -> np.ndarray:
     return canvas
 
 
-def _mark(height: int, rng: np.random.Generator) -> np.ndarray:
+def _mark(height: int, rng: np.random.Generator, font_files: list[str] | None) -> np.ndarray:
     kind = rng.choice(["letter", "letter", "letter", "smudge", "dash"])
     if kind == "letter":
-        return _letter(str(rng.choice(list(MARK_LETTERS))), height, rng)
+        return _letter(str(rng.choice(list(MARK_LETTERS))), height, rng, font_files)
     return _smudge(height, rng) if kind == "smudge" else _dash(height, rng)
 
 
@@ -140,10 +109,22 @@ def _warp_box(box: Box, m: np.ndarray) -> Box:
     return (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
 
 
-def make_page(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *,
+@dataclass(frozen=True)
+class PageStyle:
+    """How the page is written and photographed (the defaults: the tests' and the demo's pages)."""
+    ink: str = "black"                       # "black" or "blue"
+    ruled: bool = False                      # faint ruled lines under each line of writing
+    perspective: float = 0.025               # each corner moved by up to this × the page size
+    jpeg: tuple[int, int] = (70, 92)         # JPEG quality range
+    mark_fonts: tuple[str, ...] | None = None  # font files for the letter marks (None: Hershey)
+
+
+def make_page(digits, labels: np.ndarray, rng: np.random.Generator, *,
               size: tuple[int, int] = (1100, 850), digit_height: tuple[int, int] = (44, 60),
-              lines: int = 7, marks: int = 4, distort: bool = True) -> tuple[Page, int]:
-    """One page from ``digits`` (uint8 [K,28,28], white ink on black, used in order).
+              lines: int = 7, marks: int = 4, distort: bool = True,
+              style: PageStyle = PageStyle()) -> tuple[Page, int]:
+    """One page from ``digits`` (uint8 [K,28,28] white ink on black, or a sequence of float ink
+    maps in [0, 1] of any size; used in order).
 
     Returns the page and how many digits it used, so the caller can hand the rest to the next page
     and every digit appears at most once."""
@@ -155,14 +136,17 @@ def make_page(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, 
     margin = 50
     y = margin
     marks_left = marks
+    rules: list[int] = []  # y of the ruled lines, under each line of writing
+    mark_fonts = list(style.mark_fonts) if style.mark_fonts else None
     for line in range(lines):
         h = int(rng.integers(*digit_height))
         if y + 1.6 * h > height - margin:
             break
+        rules.append(y + h + max(3, int(0.18 * h)))
         x = margin + int(rng.integers(0, h))
         while True:
             if marks_left and rng.random() < 0.25:
-                patch = _mark(h, rng)
+                patch = _mark(h, rng, mark_fonts)
                 if x + patch.shape[1] > width - margin:
                     break
                 dy = (h - patch.shape[0]) // 2
@@ -175,7 +159,7 @@ def make_page(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, 
             for _ in range(n):
                 if used >= len(digits):
                     break
-                d = _tight(digits[used]).astype(np.float32) / 255.0
+                d = _tight(digits[used])
                 dh = int(h * rng.uniform(0.9, 1.05))
                 f = dh / d.shape[0]
                 patches.append((int(labels[used]), cv2.resize(d, (max(2, round(d.shape[1] * f)), dh),
@@ -199,7 +183,7 @@ def make_page(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, 
         y += int(h * rng.uniform(1.7, 2.3))
 
     if distort:
-        image, m = _photograph(ink, rng)
+        image, m = _photograph(ink, rng, style, rules)
     else:
         image = np.repeat((255 * (1 - 0.85 * ink)).astype(np.uint8)[..., None], 3, axis=2)
         m = np.eye(3)
@@ -218,12 +202,19 @@ def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, cells: int) 
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
 
-def _photograph(ink: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Dark ink on textured paper under uneven light, seen slightly rotated and in perspective."""
+def _photograph(ink: np.ndarray, rng: np.random.Generator, style: PageStyle = PageStyle(),
+                rules: list[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Ink on textured paper under uneven light, seen slightly rotated and in perspective."""
+    from .variety import INKS
+
     h, w = ink.shape
     paper = 0.9 + 0.03 * _smooth_field(ink.shape, rng, 12) + 0.015 * rng.standard_normal(ink.shape).astype(np.float32)
+    paper = np.repeat(paper[..., None], 3, axis=2)
+    for y in rules:  # printed ruling: thin, pale blue-grey, under the ink
+        cv2.line(paper, (0, y), (w, y), (0.62, 0.72, 0.78), 2, cv2.LINE_AA)
     strength = rng.uniform(0.7, 0.9)
-    reflect = paper * (1 - strength * ink)
+    absorb = 1.0 - np.array(INKS[style.ink], np.float32)
+    reflect = paper * (1 - strength * ink[..., None] * absorb[None, None, :])
     # Light: a gradient across the page, a vignette, and a soft shadow over part of it.
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
@@ -237,17 +228,18 @@ def _photograph(ink: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     shadow = cv2.GaussianBlur(shadow, (0, 0), rng.uniform(15, 40))
     light *= 1.0 - rng.uniform(0.25, 0.4) * shadow
     tint = np.array([rng.uniform(0.85, 0.95), rng.uniform(0.93, 1.0), 1.0], np.float32)  # warm light, BGR
-    image = (reflect * light)[..., None] * tint[None, None, :] * 255.0
-    # Slight rotation and perspective: each corner moved by up to 2.5 % of the page.
+    image = reflect * light[..., None] * tint[None, None, :] * 255.0
+    # Slight rotation and perspective: each corner moved by up to style.perspective of the page.
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-3, 3), 1.0)
-    dst = cv2.transform(src[None], rot)[0] + rng.uniform(-0.025, 0.025, (4, 2)).astype(np.float32) * [w, h]
+    p = style.perspective
+    dst = cv2.transform(src[None], rot)[0] + rng.uniform(-p, p, (4, 2)).astype(np.float32) * [w, h]
     m = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
     image = cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.2))
     image += rng.normal(0, rng.uniform(3, 7), image.shape).astype(np.float32)
     image = image.clip(0, 255).astype(np.uint8)
-    ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 92))])
+    ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*style.jpeg))])
     return cv2.imdecode(jpg, cv2.IMREAD_COLOR), m
 
 

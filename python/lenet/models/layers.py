@@ -11,7 +11,7 @@ from torch import nn
 # f(a) = A tanh(S a) with A = 1.7159 and S = 2/3, so f(±1) = ±1 (paper, Appendix A); the plain
 # export form folds the same two numbers into its weights.
 from ..plain import TANH_AMPLITUDE, TANH_SLOPE
-from ..spec import LECUN_C3_TABLE, c3_slot_positions
+from ..spec import LECUN_C3_TABLE, RUBBISH_ENERGY, c3_slot_positions
 from .prototypes import rbf_prototypes
 
 def connection_table(name: str, in_maps: int = 6, out_maps: int = 16) -> tuple[tuple[int, ...], ...]:
@@ -128,7 +128,7 @@ def lecun_uniform_(weight: torch.Tensor, fan_in: int) -> None:
         weight.uniform_(-bound, bound)
 
 
-def lecun_map_loss(scores: torch.Tensor, target: torch.Tensor, j: float = 10.0) -> torch.Tensor:
+def lecun_map_loss(scores: torch.Tensor, target: torch.Tensor, j: float = RUBBISH_ENERGY) -> torch.Tensor:
     """The paper's MAP criterion (eq. 9) on RBF distances y = −scores:
 
         E = y_D + log(e^{−j} + Σ_i e^{−y_i})

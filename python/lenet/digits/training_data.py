@@ -1,0 +1,284 @@
+"""The reader model's training data: digits and non-digits photographed, found and cropped exactly
+as the reader finds and crops them at run time.
+
+Every example starts as a short strip of writing: 3-6 glyphs in a row, each a digit (a training
+font's, print or handwriting, or an MNIST TRAIN digit) or a shape that is not a digit (a letter
+unlike any digit, punctuation, a smudge, a line, a ruled-paper corner, a digit fragment, two
+digits touching, a digit cut by the strip's edge), changed by a pen (``variety.pen``) and
+photographed (``variety.camera``). The strip then goes through the reader's own
+``candidate_crops``; each kept candidate becomes an example labelled by the glyph it covers
+(a digit 0-9, or 10 = rubbish for everything else, including pieces and merges the candidate
+finder made). So the network is trained on the 28×28 images it will see, segmentation quirks
+included.
+
+    python -m lenet.digits.training_data --out build/reader-data   (make reader-model runs it)
+
+Writes ``reader-data.npz``: ``train_x/train_y`` (labels 0-10), ``test_x/test_y`` (digits only:
+the checkpoint's test accuracy) and ``val_x/val_y/val_source`` (digits and rubbish from other
+seeds: the rejection threshold is chosen on them). Fonts held out (``fonts.HELD_OUT``) are never
+used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lenet.glyphs import RUBBISH_LETTERS
+
+from . import fonts
+from .reader import ReaderOptions, candidate_crops
+from .variety import camera, pen
+
+RUBBISH = 10
+SOURCES = ("mnist", "print", "handwriting", "rubbish")
+DATA_FILE = "reader-data.npz"
+# Strips per part (train / validation) and how a strip's digits are drawn. About 5 crops a strip.
+DEFAULT_STRIPS = {"train": 9000, "val": 1200}
+
+
+@dataclass
+class Item:
+    ink: np.ndarray   # float32 [h, w]
+    label: int        # digit, or RUBBISH
+    source: int       # index into SOURCES
+
+
+def _fit(ink: np.ndarray, height: int) -> np.ndarray:
+    f = height / ink.shape[0]
+    return cv2.resize(ink, (max(2, round(ink.shape[1] * f)), height), interpolation=cv2.INTER_AREA
+                      if f < 1 else cv2.INTER_CUBIC).clip(0, 1)
+
+
+class GlyphSource:
+    """Draws digits and rubbish for one part of the data (fonts and MNIST digits fixed)."""
+
+    def __init__(self, mnist_x: np.ndarray, mnist_y: np.ndarray, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.mnist_x, self.mnist_y = mnist_x, mnist_y
+        self.fonts = {kind: [f for p in fonts.training_packages(kind) for f in fonts.font_files(p)]
+                      for kind in ("print", "handwriting")}
+        # Handwriting packages have few files; weigh packages, not files, so no one font dominates.
+        self.by_package = {kind: [fonts.font_files(p) for p in fonts.training_packages(kind)]
+                           for kind in ("print", "handwriting")}
+
+    def font(self, kind: str) -> str:
+        files = self.by_package[kind][self.rng.integers(len(self.by_package[kind]))]
+        return files[self.rng.integers(len(files))]
+
+    def font_digit(self, kind: str, height: int, digit: int | None = None) -> Item:
+        d = int(self.rng.integers(10)) if digit is None else digit
+        size = int(self.rng.integers(40, 90))
+        ink = fonts.render_text(str(d), self.font(kind), size, stroke=int(self.rng.random() < 0.15))
+        return Item(_fit(pen(ink, self.rng), height), d, SOURCES.index(kind))
+
+    def mnist_digit(self, height: int) -> Item:
+        i = int(self.rng.integers(len(self.mnist_x)))
+        d = self.mnist_x[i].astype(np.float32) / 255.0
+        ys, xs = np.nonzero(d > 0.1)
+        d = np.pad(d[ys.min():ys.max() + 1, xs.min():xs.max() + 1], 2)
+        d = _fit(d, height + 4)
+        return Item(pen(d, self.rng, strength=0.5), int(self.mnist_y[i]), 0)
+
+    def digit(self, height: int) -> Item:
+        r = self.rng.random()
+        if r < 0.3:
+            return self.mnist_digit(height)
+        return self.font_digit("print" if r < 0.62 else "handwriting", height)
+
+    def rubbish(self, height: int) -> Item:
+        rng = self.rng
+        kind = rng.choice(["letter", "letter", "letter", "letter", "smudge", "line", "ruled",
+                           "fragment", "fragment", "pair", "pair"])
+        if kind == "letter":
+            ch = RUBBISH_LETTERS[rng.integers(len(RUBBISH_LETTERS))]
+            ink = fonts.render_text(ch, self.font("print" if rng.random() < 0.5 else "handwriting"),
+                                    int(rng.integers(40, 90)))
+            ink = pen(ink, rng)
+            if ch.islower() and ch not in "dfhk":  # x-height letters are shorter than digits
+                height = int(height * rng.uniform(0.55, 0.8))
+            return Item(_fit(ink, max(8, height)), RUBBISH, 3)
+        if kind == "smudge":
+            w = int(height * rng.uniform(0.4, 1.6))
+            h = int(height * rng.uniform(0.4, 1.0))
+            ink = np.zeros((h + 8, w + 8), np.float32)
+            cv2.ellipse(ink, ((w + 8) // 2, (h + 8) // 2), (max(2, w // 2), max(2, h // 2)),
+                        float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA)
+            ink = cv2.GaussianBlur(ink, (0, 0), max(1.0, height * rng.uniform(0.03, 0.12)))
+            return Item(ink * rng.uniform(0.5, 1.0), RUBBISH, 3)
+        if kind in ("line", "ruled"):
+            size = int(height * rng.uniform(0.6, 1.2))
+            ink = np.zeros((size + 10, size + 10), np.float32)
+            t = max(1, int(height * rng.uniform(0.03, 0.12)))
+            if kind == "line":  # a stroke, a tick or a slash
+                a, b = rng.uniform(0, size, 2), rng.uniform(0, size, 2)
+                cv2.line(ink, (int(a[0]) + 5, int(a[1]) + 5), (int(b[0]) + 5, int(b[1]) + 5), 1.0, t, cv2.LINE_AA)
+            else:  # where a ruled line meets a margin line, or a box corner
+                cx, cy = (int(v) + 5 for v in rng.uniform(0.2 * size, 0.8 * size, 2))
+                cv2.line(ink, (0 if rng.random() < 0.5 else cx, cy), (size + 9, cy), 1.0, t, cv2.LINE_AA)
+                cv2.line(ink, (cx, 0 if rng.random() < 0.5 else cy), (cx, size + 9), 1.0, t, cv2.LINE_AA)
+            if ink.max() == 0:
+                ink[5:8, 5:size] = 1.0
+            return Item(ink, RUBBISH, 3)
+        if kind == "fragment":  # the top, bottom, left or right part of a digit
+            item = self.digit(height)
+            h, w = item.ink.shape
+            f = rng.uniform(0.3, 0.55)
+            side = rng.integers(4)
+            part = (item.ink[:int(h * f)] if side == 0 else item.ink[int(h * (1 - f)):] if side == 1
+                    else item.ink[:, :max(2, int(w * f))] if side == 2 else item.ink[:, int(w * (1 - f)):])
+            return Item(part, RUBBISH, 3)
+        # Two digits written so close that their ink touches: one blob, not one digit.
+        a, b = self.digit(height), self.digit(height)
+        ha, hb = a.ink.shape[0], b.ink.shape[0]
+        h = max(ha, hb)
+        overlap = int(rng.integers(1, max(2, min(a.ink.shape[1], b.ink.shape[1]) // 5)))
+        ink = np.zeros((h, a.ink.shape[1] + b.ink.shape[1] - overlap), np.float32)
+        ink[h - ha:, :a.ink.shape[1]] = a.ink
+        x0 = a.ink.shape[1] - overlap
+        np.maximum(ink[h - hb:, x0:], b.ink, out=ink[h - hb:, x0:])
+        return Item(ink, RUBBISH, 3)
+
+
+def _iou(a, b) -> float:
+    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / max(1, a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def strip(src: GlyphSource, rng: np.random.Generator, options: ReaderOptions
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One photographed strip through the reader's candidate finding: crops, labels, sources."""
+    height = int(rng.integers(22, 66))
+    count = int(rng.integers(3, 7))
+    items = [src.rubbish(height) if rng.random() < 0.3 else src.digit(height) for _ in range(count)]
+    margin = height
+    width = margin * 2 + sum(it.ink.shape[1] for it in items) + int(height * 0.5) * count
+    ink = np.zeros((int(height * 2.2), width), np.float32)
+    boxes, x = [], margin
+    for it in items:
+        h, w = it.ink.shape
+        y = (ink.shape[0] - h) // 2 + int(rng.integers(-height // 10, height // 10 + 1))
+        y = max(0, min(y, ink.shape[0] - h))
+        region = ink[y:y + h, x:x + w]
+        np.maximum(region, it.ink[:region.shape[0], :region.shape[1]], out=region)
+        ys, xs = np.nonzero(it.ink > 0.1)
+        boxes.append((x + xs.min(), y + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+                     if len(ys) else (x, y, w, h))
+        x += w + int(height * rng.uniform(0.2, 0.7))
+    labels = [it.label for it in items]
+    if rng.random() < 0.25:
+        # Cut the strip through its first or last glyph: a digit cut by the frame is rubbish.
+        k = 0 if rng.random() < 0.5 else len(items) - 1
+        bx, _, bw, _ = boxes[k]
+        cut = bx + int(bw * rng.uniform(0.3, 0.7))
+        if k == 0:
+            ink = ink[:, cut:]
+            boxes = [(b[0] - cut, *b[1:]) for b in boxes]
+        else:
+            ink = ink[:, :cut]
+        labels[k] = RUBBISH
+    image = camera(ink, rng)
+    _, kept, crops = candidate_crops(image, options)
+    out_y, out_s = [], []
+    for c in kept:
+        ious = [_iou(c.box, b) for b in boxes]
+        k = int(np.argmax(ious)) if ious else -1
+        if k >= 0 and ious[k] >= 0.5:
+            out_y.append(labels[k])
+            out_s.append(items[k].source if labels[k] != RUBBISH else 3)
+        else:  # a piece of a glyph, or several merged: not one digit
+            out_y.append(RUBBISH)
+            out_s.append(3)
+    return crops, np.array(out_y, np.int64), np.array(out_s, np.int8)
+
+
+def _make_part(args: tuple[int, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    seed, strips, mx, my = args
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(seed)
+    src = GlyphSource(mx, my, rng)
+    options = ReaderOptions()
+    xs, ys, ss = [], [], []
+    for _ in range(strips):
+        x, y, s = strip(src, rng, options)
+        xs.append(x), ys.append(y), ss.append(s)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ss)
+
+
+def build(strips: dict[str, int], seed: int = 0, workers: int = 2) -> dict[str, np.ndarray]:
+    """The dataset as arrays (see the module docstring)."""
+    from multiprocessing import get_context
+
+    from lenet.data import mnist_sample_arrays
+
+    a = mnist_sample_arrays()
+    mx, my = a["train_x"].numpy(), a["train_y"].numpy()
+    jobs = []
+    for part, n in strips.items():
+        chunks = max(1, workers * 4)
+        base = seed * 1000 + (0 if part == "train" else 500)
+        jobs += [(part, (base + k, n // chunks + (k < n % chunks), mx, my)) for k in range(chunks)]
+    with get_context("fork").Pool(workers) as pool:
+        results = pool.map(_make_part, [j for _, j in jobs])
+    out: dict[str, np.ndarray] = {}
+    for part in strips:
+        got = [r for (p, _), r in zip(jobs, results) if p == part]
+        x, y, s = (np.concatenate([g[i] for g in got]) for i in range(3))
+        out[f"{part}_x"], out[f"{part}_y"], out[f"{part}_source"] = x, y, s
+    # The checkpoint's "test accuracy": the validation digits (rubbish has no digit to get right).
+    digits = out["val_y"] != RUBBISH
+    out["test_x"], out["test_y"] = out["val_x"][digits], out["val_y"][digits]
+    return out
+
+
+def describe(data: dict[str, np.ndarray]) -> dict:
+    """Counts per part and source, for the recipe's record."""
+    d = {}
+    for part in ("train", "val"):
+        s = data[f"{part}_source"]
+        d[part] = {name: int((s == i).sum()) for i, name in enumerate(SOURCES)}
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lenet.digits.training_data",
+                                description="Render the reader model's training data (cached).")
+    p.add_argument("--out", default="build/reader-data", help="output directory")
+    p.add_argument("--train-strips", type=int, default=DEFAULT_STRIPS["train"])
+    p.add_argument("--val-strips", type=int, default=DEFAULT_STRIPS["val"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    args = p.parse_args(argv)
+    try:
+        for kind in ("print", "handwriting"):
+            for name in fonts.training_packages(kind):
+                fonts.font_files(name)
+    except fonts.FontsMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    data = build({"train": args.train_strips, "val": args.val_strips}, args.seed, args.workers)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{DATA_FILE}.tmp.npz"
+    np.savez_compressed(tmp, **data)
+    os.replace(tmp, out / DATA_FILE)
+    info = {"strips": {"train": args.train_strips, "val": args.val_strips}, "seed": args.seed,
+            "crops": describe(data), "seconds": round(time.perf_counter() - t0, 1)}
+    (out / "reader-data.json").write_text(json.dumps(info, indent=1))
+    print(json.dumps(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

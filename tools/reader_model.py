@@ -1,0 +1,165 @@
+"""The reader model's recipe (`make reader-model`): data → lenet-train → lenet-export → rejection
+threshold → the model shipped in python/lenet/digits/model/.
+
+1. Training data: ``lenet.digits.training_data`` (digits from the mnist-sample TRAIN split and the
+   training fonts, rubbish, every crop made by the reader's own ``candidate_crops``), cached in
+   BUILD/reader-data and remade only when the code that makes it changes.
+2. ``lenet-train --arch lenet5 --dataset reader`` with RECIPE (lenet5: 60,000 parameters, the
+   RBF head whose MAP criterion has the rubbish class).
+3. ``lenet-export`` to ONNX; the shipped directory keeps model.onnx and its manifest only.
+4. The default ``--min-confidence``: on the validation crops (other seeds, same fonts; digits vs
+   rubbish) the threshold that minimizes digits refused + rubbish accepted; both rates recorded.
+
+The recipe, the data's description, the held-out fonts and these figures go into the shipped
+manifest under "reader"; tools/reader_eval.py adds the held-out page figures.
+
+    python tools/reader_model.py [--build build] [--ship python/lenet/digits/model]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+
+RECIPE = {"arch": "lenet5", "dataset": "reader", "epochs": 24, "batch_size": 64, "optimizer": "adam",
+          "lr": 2e-3, "schedule": "cosine", "augment": True, "seed": 0,
+          "train_strips": 6000, "val_strips": 800}
+# Code whose change changes the training crops (the data cache's key).
+DATA_CODE = ("digits/training_data.py", "digits/variety.py", "digits/fonts.py", "digits/segment.py",
+             "digits/reader.py", "mnist_crop.py", "glyphs.py")
+
+
+def data_key() -> str:
+    h = hashlib.sha256(json.dumps({k: RECIPE[k] for k in ("train_strips", "val_strips", "seed")}).encode())
+    for name in DATA_CODE:
+        h.update((ROOT / "python/lenet" / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def make_data(build: Path) -> Path:
+    from lenet.digits import training_data
+
+    folder = build / "reader-data"
+    key = data_key()
+    stamp = folder / "key.txt"
+    if stamp.is_file() and stamp.read_text().strip() == key and (folder / training_data.DATA_FILE).is_file():
+        print(f"reader data: cached in {folder}", file=sys.stderr)
+        return folder
+    t0 = time.perf_counter()
+    status = training_data.main(["--out", str(folder), "--train-strips", str(RECIPE["train_strips"]),
+                                 "--val-strips", str(RECIPE["val_strips"]), "--seed", str(RECIPE["seed"])])
+    if status:
+        raise SystemExit(status)
+    stamp.write_text(key + "\n")
+    print(f"reader data: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return folder
+
+
+def train(data: Path, run: Path) -> Path:
+    from lenet.train import parse_args, train as run_training
+
+    argv = ["--arch", RECIPE["arch"], "--dataset", RECIPE["dataset"], "--data-dir", str(data),
+            "--epochs", str(RECIPE["epochs"]), "--batch-size", str(RECIPE["batch_size"]),
+            "--optimizer", RECIPE["optimizer"], "--lr", str(RECIPE["lr"]), "--schedule", RECIPE["schedule"],
+            "--seed", str(RECIPE["seed"]), "--device", "cpu", "--quiet", "--out", str(run)]
+    if RECIPE["augment"]:
+        argv.append("--augment")
+    if (run / "last.pt").exists():
+        argv.append("--resume")
+    run_training(parse_args(argv))
+    return run / "last.pt"
+
+
+def choose_threshold(model_dir: Path, data: Path) -> dict:
+    """The confidence threshold on the validation crops, as the reader computes confidence
+    (jitter-averaged MAP posterior), and the two error rates it gives."""
+    import lenet_ext
+
+    from lenet.digits.classify import EngineClassifier
+    from lenet.digits.reader import DigitReader, ReaderOptions
+    from lenet.digits.training_data import RUBBISH
+
+    reader = DigitReader(EngineClassifier(lenet_ext.load(model_dir)), ReaderOptions())
+    with np.load(data / "reader-data.npz") as z:
+        x, y = z["val_x"], z["val_y"]
+    probs = np.concatenate([reader.classify(x[i:i + 512]) for i in range(0, len(x), 512)])
+    conf, best = probs.max(axis=1), probs.argmax(axis=1)
+    digit, rubbish = y != RUBBISH, y == RUBBISH
+    grid = np.round(np.arange(0.02, 0.9, 0.01), 2)
+    cost = [(conf[digit] < t).mean() + (conf[rubbish] >= t).mean() for t in grid]
+    t = float(grid[int(np.argmin(cost))])
+    return {"min_confidence": t,
+            "validation": {"digits": int(digit.sum()), "rubbish": int(rubbish.sum()),
+                           "digits_refused": round(float((conf[digit] < t).mean()), 4),
+                           "digits_misread": round(float(((conf >= t) & (best != y))[digit].mean()), 4),
+                           "rubbish_accepted": round(float((conf[rubbish] >= t).mean()), 4)}}
+
+
+def ship(export_dir: Path, ship_dir: Path, reader_info: dict) -> None:
+    """model.onnx and a manifest that lists only it (the other formats stay in the build)."""
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    manifest["artifacts"] = {k: v for k, v in manifest["artifacts"].items() if k == "model.onnx"}
+    manifest["reader"] = reader_info
+    tmp = ship_dir.with_name(ship_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copy2(export_dir / "model.onnx", tmp / "model.onnx")
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    keep = ship_dir / "__init__.py"
+    if keep.exists():
+        shutil.copy2(keep, tmp / "__init__.py")
+    shutil.rmtree(ship_dir, ignore_errors=True)
+    os.replace(tmp, ship_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Train, export and ship the reader model.")
+    p.add_argument("--build", default="build", help="cache and run directory (default build)")
+    p.add_argument("--ship", default=str(ROOT / "python/lenet/digits/model"),
+                   help="where the shipped model goes (default python/lenet/digits/model)")
+    args = p.parse_args(argv)
+    build = Path(args.build)
+    t0 = time.perf_counter()
+    data = make_data(build)
+    t_data = time.perf_counter() - t0
+    run = build / f"reader-run-{data_key()}"
+    checkpoint = train(data, run)
+    t_train = time.perf_counter() - t0 - t_data
+    export_dir = build / "reader-export"
+    from lenet.export import main as export_main
+
+    status = export_main([str(checkpoint), "--out", str(export_dir)])
+    if status:
+        return status
+    from lenet.digits import fonts
+
+    info = {"recipe": {**RECIPE, "command": "make reader-model (tools/reader_model.py)"},
+            "data": {"description": "mnist-sample TRAIN split (4,000 digits) and digits rendered from "
+                                    "the training fonts, pen and camera variety, rubbish class (letters "
+                                    "unlike digits, punctuation, smudges, lines, ruled-paper corners, "
+                                    "digit fragments, border-cut digits, touching pairs); every crop "
+                                    "made by lenet.digits.reader.candidate_crops",
+                     "training_fonts": {k: fonts.training_packages(k) for k in ("print", "handwriting")},
+                     "held_out_fonts": list(fonts.HELD_OUT),
+                     "crops": json.loads((data / "reader-data.json").read_text())["crops"]},
+            "metrics": json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]),
+            "seconds": {"data": round(t_data), "train": round(t_train)}}
+    info.update(choose_threshold(export_dir, data))
+    ship(export_dir, Path(args.ship), info)
+    print(json.dumps({k: info[k] for k in ("min_confidence", "validation", "seconds")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
