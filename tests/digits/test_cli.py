@@ -177,3 +177,24 @@ def test_camera_that_stops_delivering(monkeypatch, tmp_path, capsys, small_page,
     assert "camera 0: stopped delivering frames (retried" in capsys.readouterr().err
     assert camera.reads_after_death > 1  # it was retried, not given up at the first failure
     assert len(json.loads(out_json.read_text())["items"]) == 3
+
+
+def test_bundled_model_reads_a_page_without_torch(tmp_path, small_page, reader_model):
+    """`lenet-digits page.png` with no --model: the bundled model, served by lenet_ext, and
+    torch never imported (a fresh process, so nothing else in the test run imported it first)."""
+    import subprocess
+    import sys
+
+    page, out_json = tmp_path / "page.png", tmp_path / "out.json"
+    cv2.imwrite(str(page), small_page.image)
+    code = ("import sys; from lenet.digits.cli import main; rc = main(sys.argv[1:]); "
+            "print('torch imported:', 'torch' in sys.modules); sys.exit(rc)")
+    run = subprocess.run([sys.executable, "-c", code, str(page), "--quiet", "--json", str(out_json)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "torch imported: False"
+    doc = json.loads(out_json.read_text())
+    assert doc["model"]["path"] == str(reader_model) and doc["model"]["backend"] == "lenet_ext"
+    truth = [n.text for n in small_page.numbers]
+    read = [n["text"] for n in doc["items"][0]["numbers"]]
+    assert sum(t in read for t in truth) >= 0.8 * len(truth), (truth, read)

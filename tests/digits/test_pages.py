@@ -71,9 +71,10 @@ def test_touching_digits_are_split_and_single_ones_are_not(reader_model, heldout
     x, y = heldout_digits
     order = np.random.default_rng(0).permutation(len(x))
     clf = load_classifier(reader_model)
+    threshold = reader_settings(reader_model)["min_confidence"]
     results = {}
     for split in (0.0, ReaderOptions().split_aspect):
-        reader = DigitReader(clf, ReaderOptions(split_aspect=split))
+        reader = DigitReader(clf, ReaderOptions(split_aspect=split, min_confidence=threshold))
         pairs = singles = 0
         for k in range(60):
             a, b = order[2 * k], order[2 * k + 1]

@@ -24,15 +24,14 @@ that posterior:  P(i) = e^{−y_i} / (e^{−j} + Σ_k e^{−y_k}).  An input far
 
 The reader averages these probabilities over nine small re-registrations of each crop
 (:func:`lenet.digits.normalize.jitters`, all in the frame's one batched call) and refuses a
-candidate whose averaged best probability is below ``--min-confidence`` (default 0.1). Measured on
-8 test pages (tests/digits/test_pages.py; 573 held-out digits, 32 marks) with a lenet5 trained on
-the mnist-sample train split plus rubbish glyphs (60 epochs, seed 0): 96.7 % of digits and
-88.7 % of numbers read, no mark read as a digit; at 0.05, 96.9 % of digits but 1 mark of 32; at
-0.2, 94.9 % of digits; without the averaging, 0.1 keeps only 94.2 % of digits. A network trained
-on digits alone has no notion of "not a digit": it maps some letters (H, K, M, W → 4; R → 8)
-confidently onto a prototype, and no threshold can undo that (44 % of the marks are read with the
-demo model); training with a rubbish class (:func:`lenet.digits.synth.rubbish_glyphs`, target
-index 10 of ``lecun_map_loss``) is what lets the confidence refuse them.
+candidate whose averaged best probability is below ``--min-confidence``. A network trained on
+digits alone has no notion of "not a digit": it maps some letters (H, K, M, W → 4; R → 8)
+confidently onto a prototype, and no threshold can undo that; the bundled reader model is trained
+with a rubbish class (target index 10 of ``lecun_map_loss``: letters, punctuation, smudges, lines,
+touching digit pairs, border-cut digits; :mod:`lenet.digits.training_data`), which is what lets
+the confidence refuse them. Its default threshold is chosen on validation crops (digits vs
+rubbish, tools/reader_model.py) and stored in the model's manifest (:func:`reader_settings`),
+with the two error rates it gives.
 """
 
 from __future__ import annotations

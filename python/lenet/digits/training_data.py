@@ -95,6 +95,15 @@ class GlyphSource:
         return self.font_digit("print" if r < 0.62 else "handwriting", height)
 
     def rubbish(self, height: int) -> Item:
+        """A shape that is not a digit. Thin upright shapes are drawn again: a stroke that stands
+        up straight is a 1, and the rubbish class must not teach the network otherwise."""
+        while True:
+            item = self._rubbish(height)
+            ys, xs = np.nonzero(item.ink > 0.3)
+            if len(ys) and (xs.max() - xs.min() + 1) >= 0.4 * (ys.max() - ys.min() + 1):
+                return item
+
+    def _rubbish(self, height: int) -> Item:
         rng = self.rng
         kind = rng.choice(["letter", "letter", "letter", "letter", "smudge", "line", "ruled",
                            "fragment", "fragment", "pair", "pair"])
@@ -118,23 +127,27 @@ class GlyphSource:
             size = int(height * rng.uniform(0.6, 1.2))
             ink = np.zeros((size + 10, size + 10), np.float32)
             t = max(1, int(height * rng.uniform(0.03, 0.12)))
-            if kind == "line":  # a stroke, a tick or a slash
+            if kind == "line":  # a stroke, a tick or a slash, well off upright (that would be a 1)
                 a, b = rng.uniform(0, size, 2), rng.uniform(0, size, 2)
+                while abs(a[0] - b[0]) < 0.7 * abs(a[1] - b[1]) or abs(a - b).max() < 4:
+                    a, b = rng.uniform(0, size, 2), rng.uniform(0, size, 2)
                 cv2.line(ink, (int(a[0]) + 5, int(a[1]) + 5), (int(b[0]) + 5, int(b[1]) + 5), 1.0, t, cv2.LINE_AA)
-            else:  # where a ruled line meets a margin line, or a box corner
+            else:  # where a ruled line meets a margin line: a cross or a line with a stub above
+                # (no corner hanging down from a bar: that is how many people write a 7)
                 cx, cy = (int(v) + 5 for v in rng.uniform(0.2 * size, 0.8 * size, 2))
-                cv2.line(ink, (0 if rng.random() < 0.5 else cx, cy), (size + 9, cy), 1.0, t, cv2.LINE_AA)
-                cv2.line(ink, (cx, 0 if rng.random() < 0.5 else cy), (cx, size + 9), 1.0, t, cv2.LINE_AA)
+                cv2.line(ink, (0, cy), (size + 9, cy), 1.0, t, cv2.LINE_AA)
+                cv2.line(ink, (cx, 0), (cx, size + 9 if rng.random() < 0.5 else cy), 1.0, t, cv2.LINE_AA)
             if ink.max() == 0:
                 ink[5:8, 5:size] = 1.0
             return Item(ink, RUBBISH, 3)
-        if kind == "fragment":  # the top, bottom, left or right part of a digit
+        if kind == "fragment":
+            # The left or right part of a digit, as a broken stroke leaves it: a "(" or a "c".
+            # (Not its top or bottom: the top of a 9 or the bottom of a 6 is a fine 0. A thin
+            # upright part is a 1 and is drawn again by rubbish().)
             item = self.digit(height)
-            h, w = item.ink.shape
-            f = rng.uniform(0.3, 0.55)
-            side = rng.integers(4)
-            part = (item.ink[:int(h * f)] if side == 0 else item.ink[int(h * (1 - f)):] if side == 1
-                    else item.ink[:, :max(2, int(w * f))] if side == 2 else item.ink[:, int(w * (1 - f)):])
+            w = item.ink.shape[1]
+            f = rng.uniform(0.3, 0.5)
+            part = item.ink[:, :max(2, int(w * f))] if rng.random() < 0.5 else item.ink[:, int(w * (1 - f)):]
             return Item(part, RUBBISH, 3)
         # Two digits written so close that their ink touches: one blob, not one digit.
         a, b = self.digit(height), self.digit(height)
@@ -146,13 +159,6 @@ class GlyphSource:
         x0 = a.ink.shape[1] - overlap
         np.maximum(ink[h - hb:, x0:], b.ink, out=ink[h - hb:, x0:])
         return Item(ink, RUBBISH, 3)
-
-
-def _iou(a, b) -> float:
-    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / max(1, a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def strip(src: GlyphSource, rng: np.random.Generator, options: ReaderOptions
@@ -176,11 +182,13 @@ def strip(src: GlyphSource, rng: np.random.Generator, options: ReaderOptions
                      if len(ys) else (x, y, w, h))
         x += w + int(height * rng.uniform(0.2, 0.7))
     labels = [it.label for it in items]
-    if rng.random() < 0.25:
+    k = 0 if rng.random() < 0.5 else len(items) - 1
+    if rng.random() < 0.25 and boxes[k][2] >= 0.6 * boxes[k][3]:
         # Cut the strip through its first or last glyph: a digit cut by the frame is rubbish.
-        k = 0 if rng.random() < 0.5 else len(items) - 1
         bx, _, bw, _ = boxes[k]
-        cut = bx + int(bw * rng.uniform(0.3, 0.7))
+        # At most 40 % of it stays in the strip: more of a cut 8 is a 3, a good digit to read.
+        keep = rng.uniform(0.25, 0.4)
+        cut = bx + int(bw * (1 - keep if k == 0 else keep))
         if k == 0:
             ink = ink[:, cut:]
             boxes = [(b[0] - cut, *b[1:]) for b in boxes]
@@ -189,17 +197,48 @@ def strip(src: GlyphSource, rng: np.random.Generator, options: ReaderOptions
         labels[k] = RUBBISH
     image = camera(ink, rng)
     _, kept, crops = candidate_crops(image, options)
-    out_y, out_s = [], []
-    for c in kept:
-        ious = [_iou(c.box, b) for b in boxes]
-        k = int(np.argmax(ious)) if ious else -1
-        if k >= 0 and ious[k] >= 0.5:
-            out_y.append(labels[k])
-            out_s.append(items[k].source if labels[k] != RUBBISH else 3)
-        else:  # a piece of a glyph, or several merged: not one digit
-            out_y.append(RUBBISH)
-            out_s.append(3)
-    return crops, np.array(out_y, np.int64), np.array(out_s, np.int8)
+    out_y, out_s, use = [], [], []
+    for i, c in enumerate(kept):
+        label = _label(c.box, boxes, labels)
+        if label is None:
+            continue
+        use.append(i)
+        out_y.append(label)
+        k = _cover(c.box, boxes)[0]
+        out_s.append(items[k[0]].source if label != RUBBISH else 3)
+    return crops[use], np.array(out_y, np.int64), np.array(out_s, np.int8)
+
+
+def _cover(cand, boxes) -> tuple[list[int], list[float], list[float]]:
+    """Glyphs a candidate covers a good part of (≥ 30 % of the glyph's box), with the fraction of
+    each glyph covered and the fraction of the candidate that is that glyph."""
+    idx, coverage, purity = [], [], []
+    for k, b in enumerate(boxes):
+        iw = max(0, min(cand[0] + cand[2], b[0] + b[2]) - max(cand[0], b[0]))
+        ih = max(0, min(cand[1] + cand[3], b[1] + b[3]) - max(cand[1], b[1]))
+        inter = iw * ih
+        if inter >= 0.3 * b[2] * b[3]:
+            idx.append(k)
+            coverage.append(inter / max(1, b[2] * b[3]))
+            purity.append(inter / max(1, cand[2] * cand[3]))
+    return idx, coverage, purity
+
+
+def _label(cand, boxes, labels) -> int | None:
+    """A candidate's label: the glyph's when it is that glyph (most of it, little else); rubbish
+    when it merges several glyphs or is all or part of a rubbish glyph; None (not used) when it is
+    only part of a digit or nothing drawn, which is neither clearly a digit nor clearly not one."""
+    idx, coverage, purity = _cover(cand, boxes)
+    if len(idx) >= 2:
+        return RUBBISH
+    if not idx:
+        return None
+    k = idx[0]
+    if labels[k] == RUBBISH:
+        # Most of the shape, not one piece of it: the pieces of two digits that were meant to
+        # touch but do not are two good digits.
+        return RUBBISH if coverage[0] >= 0.6 else None
+    return labels[k] if coverage[0] >= 0.7 and purity[0] >= 0.75 else None
 
 
 def _make_part(args: tuple[int, int, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
