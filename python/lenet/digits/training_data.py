@@ -89,12 +89,10 @@ class GlyphSource:
         return Item(pen(d, self.rng, strength=0.5), int(self.mnist_y[i]), 0)
 
     def digit(self, height: int) -> Item:
-        # MNIST's real handwriting is the scarcest (4,000 digits) and the most varied: it gets
-        # the biggest share, each digit seen in several pens and photos.
         r = self.rng.random()
-        if r < 0.45:
+        if r < 0.3:
             return self.mnist_digit(height)
-        return self.font_digit("print" if r < 0.72 else "handwriting", height)
+        return self.font_digit("print" if r < 0.62 else "handwriting", height)
 
     def rubbish(self, height: int) -> Item:
         """A shape that is not a digit. Thin upright shapes are drawn again: a stroke that stands
