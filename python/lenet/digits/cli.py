@@ -372,22 +372,24 @@ def main(argv: list[str] | None = None) -> int:
     if parser_error:
         _err(parser_error)
         return 2
+    from .classify import DEFAULT_MODEL
+
+    if args.model is None:  # the bundled model (an input like any other: never an output)
+        if not (DEFAULT_MODEL / "manifest.json").is_file():
+            _err(f"the bundled reader model is missing from {DEFAULT_MODEL} (make reader-model "
+                 "makes it); pass --model PATH")
+            return 2
+        args.model = str(DEFAULT_MODEL)
     try:
         check_outputs(args)
     except OutputError as exc:
         _err(str(exc))
         return 2
 
-    from .classify import DEFAULT_MODEL, ModelLoadError, load_classifier, reader_settings
+    from .classify import ModelLoadError, load_classifier, reader_settings
     from .reader import DigitReader, ReaderOptions
     from .segment import SegmentOptions
 
-    if args.model is None:
-        if not (DEFAULT_MODEL / "manifest.json").is_file():
-            _err(f"the bundled reader model is missing from {DEFAULT_MODEL} (make reader-model "
-                 "makes it); pass --model PATH")
-            return 2
-        args.model = str(DEFAULT_MODEL)
     try:
         classifier = load_classifier(args.model, args.backend)
     except ModelLoadError as exc:

@@ -92,6 +92,14 @@ def flat_margin(gray: np.ndarray, tol: float = 3.0) -> tuple[int, int, int, int]
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     if (top, bottom, left, right) == (0, h, 0, w) or min(bottom - top, right - left) < 32:
         return None
+    # A picture on a canvas meets the margin along straight edges, not flat anywhere along them.
+    # Ink on a clean white page only touches its own bounding box here and there: that page's
+    # white is the paper itself, not a margin (cutting to the ink would leave no paper at all).
+    # (4 px inside: past a JPEG block's ringing along the edge.)
+    edges = np.concatenate([flat[top + 4, left:right], flat[bottom - 5, left:right],
+                            flat[top:bottom, left + 4], flat[top:bottom, right - 5]])
+    if edges.mean() > 0.1:
+        return None
     # The picture's paper, 8 px inside its edge: past a JPEG block of ringing from the margin.
     inner = gray[top + 8:bottom - 8, left + 8:right - 8]
     rim = np.concatenate([inner[0], inner[-1], inner[:, 0], inner[:, -1]])
