@@ -1,5 +1,6 @@
 #include "engine/model.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -62,6 +63,28 @@ void validate(const Model& m) {
     for (int i = 0; i < kC1Maps; ++i) fan_in += m.c3_connected[o * kC1Maps + i] != 0;
     if (fan_in == 0)
       throw std::invalid_argument("C3 map " + std::to_string(o) + " reads no S2 map");
+  }
+}
+
+std::vector<float> transpose_pad(const std::vector<float>& w, int units, int k, int ld) {
+  std::vector<float> t(size_t(k) * ld, 0.f);
+  for (int u = 0; u < units; ++u)
+    for (int i = 0; i < k; ++i) t[size_t(i) * ld + u] = w[size_t(u) * k + i];
+  return t;
+}
+
+std::vector<float> zero_pad(const std::vector<float>& v, size_t n) {
+  std::vector<float> out(n, 0.f);
+  std::copy(v.begin(), v.begin() + std::min(v.size(), n), out.begin());
+  return out;
+}
+
+void c3_input_lists(const Model& m, int fan_in[kC3Maps], int inputs[kC3Maps][kC1Maps]) {
+  for (int o = 0; o < kC3Maps; ++o) {
+    fan_in[o] = 0;
+    for (int i = 0; i < kC1Maps; ++i) inputs[o][i] = 0;
+    for (int i = 0; i < kC1Maps; ++i)
+      if (m.c3_connected[o * kC1Maps + i]) inputs[o][fan_in[o]++] = i;
   }
 }
 

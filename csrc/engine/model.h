@@ -67,6 +67,16 @@ struct Model {
 // Throws std::invalid_argument naming the first inconsistency (weight sizes, geometry, head).
 void validate(const Model& model);
 
+// Weight packing steps every backend (CPU, CUDA, emulator) shares.
+// [units][k] row-major -> [k][ld], zero columns beyond `units`: the layout in which a GEMM-like
+// loop broadcasts one input and reads a contiguous row of output units.
+std::vector<float> transpose_pad(const std::vector<float>& w, int units, int k, int ld);
+// `v` followed by zeros up to `n` entries.
+std::vector<float> zero_pad(const std::vector<float>& v, size_t n);
+// C3's input lists from the connection table: fan_in[o] maps, inputs[o][0..fan_in[o]) their
+// indices (entries beyond fan_in are 0).
+void c3_input_lists(const Model& m, int fan_in[kC3Maps], int inputs[kC3Maps][kC1Maps]);
+
 // A batch as kernels see it: contiguous, validated by the binding layer.
 struct InputBatch {
   const uint8_t* u8 = nullptr;  // [n][size][size] raw pixels (preprocessing applied by the kernel), or

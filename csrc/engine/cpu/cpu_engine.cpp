@@ -76,11 +76,7 @@ void CpuEngine::pack_weights() {
   p.s4_bias = m.pooling == Pooling::Trainable ? m.s4_bias.data() : nullptr;
   p.c3_w = m.c3_w.data();
   p.c3_b = m.c3_b.data();
-  for (int o = 0; o < kC3Maps; ++o) {
-    p.c3_fan_in[o] = 0;
-    for (int i = 0; i < kC1Maps; ++i)
-      if (m.c3_connected[o * kC1Maps + i]) p.c3_inputs[o][p.c3_fan_in[o]++] = i;
-  }
+  c3_input_lists(m, p.c3_fan_in, p.c3_inputs);
   c3_wo_.assign(size_t(kC1Maps) * 25 * kC3Maps, 0.f);
   for (int o = 0; o < kC3Maps; ++o)
     for (int i = 0; i < kC1Maps; ++i)
@@ -94,25 +90,13 @@ void CpuEngine::pack_weights() {
       for (int pos = 0; pos < 25; ++pos)
         c5_wt_pos_[(size_t(pos) * kC3Maps + o) * kC5Ld + u] = m.c5_w[size_t(u) * kC5In + o * 25 + pos];
   p.c5_wt_pos = c5_wt_pos_.data();
-  c5_wt_.assign(size_t(kC5In) * kC5Ld, 0.f);
-  c5_b_.assign(kC5Ld, 0.f);
-  for (int u = 0; u < kC5Units; ++u) {
-    for (int k = 0; k < kC5In; ++k) c5_wt_[size_t(k) * kC5Ld + u] = m.c5_w[size_t(u) * kC5In + k];
-    c5_b_[u] = m.c5_b[u];
-  }
-  f6_wt_.assign(size_t(kC5Units) * kF6Ld, 0.f);
-  f6_b_.assign(kF6Ld, 0.f);
-  for (int u = 0; u < kF6Units; ++u) {
-    for (int k = 0; k < kC5Units; ++k) f6_wt_[size_t(k) * kF6Ld + u] = m.f6_w[size_t(u) * kC5Units + k];
-    f6_b_[u] = m.f6_b[u];
-  }
+  c5_wt_ = transpose_pad(m.c5_w, kC5Units, kC5In, kC5Ld);
+  c5_b_ = zero_pad(m.c5_b, kC5Ld);
+  f6_wt_ = transpose_pad(m.f6_w, kF6Units, kC5Units, kF6Ld);
+  f6_b_ = zero_pad(m.f6_b, kF6Ld);
   p.out_ld = round16(m.num_classes);
-  out_wt_.assign(size_t(kF6Units) * p.out_ld, 0.f);
-  out_b_.assign(p.out_ld, 0.f);
-  for (int c = 0; c < m.num_classes; ++c) {
-    for (int k = 0; k < kF6Units; ++k) out_wt_[size_t(k) * p.out_ld + c] = m.out_w[size_t(c) * kF6Units + k];
-    if (m.head == Head::Linear) out_b_[c] = m.out_b[c];
-  }
+  out_wt_ = transpose_pad(m.out_w, m.num_classes, kF6Units, p.out_ld);
+  out_b_ = zero_pad(m.head == Head::Linear ? m.out_b : std::vector<float>{}, size_t(p.out_ld));
   p.c5_wt = c5_wt_.data();
   p.c5_b = c5_b_.data();
   p.f6_wt = f6_wt_.data();

@@ -19,20 +19,6 @@ void set_activation(const Model& m, int& act, float& amp, float& slope, float& a
   act = f.act, amp = f.amp, slope = f.slope, add = f.add;
 }
 
-// [units][k] row-major -> [k][ld] with zero columns beyond `units`.
-std::vector<float> transpose_pad(const std::vector<float>& w, int units, int k, int ld) {
-  std::vector<float> t(size_t(k) * ld, 0.f);
-  for (int u = 0; u < units; ++u)
-    for (int i = 0; i < k; ++i) t[size_t(i) * ld + u] = w[size_t(u) * k + i];
-  return t;
-}
-
-std::vector<float> pad(const std::vector<float>& v, size_t n) {
-  std::vector<float> out(n, 0.f);
-  std::copy(v.begin(), v.end(), out.begin());
-  return out;
-}
-
 }  // namespace
 
 PackedModel pack_model(const Model& m) {
@@ -59,12 +45,8 @@ PackedModel pack_model(const Model& m) {
   for (int o = 0; o < kMaps3; ++o) {
     s.s4_coef[o] = trainable ? m.s4_coef[o] : 0.f;
     s.s4_bias[o] = trainable ? m.s4_bias[o] : 0.f;
-    s.c3_fan_in[o] = 0;
-    for (int i = 0; i < kMaps1; ++i) {
-      s.c3_inputs[o][i] = 0;
-      if (m.c3_connected[o * kMaps1 + i]) s.c3_inputs[o][s.c3_fan_in[o]++] = i;
-    }
   }
+  c3_input_lists(m, s.c3_fan_in, s.c3_inputs);
 
   HeadParams& h = pk.head;
   set_activation(m, h.act, h.act_amp, h.act_slope, h.act_add);
@@ -74,11 +56,11 @@ PackedModel pack_model(const Model& m) {
   const int cols = kHeadUnitGroups * h.out_u;
   h.out_pad = (m.num_classes + cols - 1) / cols * cols;
   pk.c5_wt = transpose_pad(m.c5_w, kC5, kS4Len, kC5Pad);
-  pk.c5_b = pad(m.c5_b, kC5Pad);
+  pk.c5_b = zero_pad(m.c5_b, kC5Pad);
   pk.f6_wt = transpose_pad(m.f6_w, kF6, kC5, kF6Pad);
-  pk.f6_b = pad(m.f6_b, kF6Pad);
+  pk.f6_b = zero_pad(m.f6_b, kF6Pad);
   pk.out_wt = transpose_pad(m.out_w, m.num_classes, kF6, h.out_pad);
-  pk.out_b = pad(m.head == Head::Linear ? m.out_b : std::vector<float>{}, size_t(h.out_pad));
+  pk.out_b = zero_pad(m.head == Head::Linear ? m.out_b : std::vector<float>{}, size_t(h.out_pad));
   return pk;
 }
 
