@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .messages import first_line
 from .plain import PARAMS_KEY, decode_params, fold, plain_onnx_ops
 from .spec import ArchSpec, SpecError, weight_shapes
 
@@ -132,7 +133,6 @@ def _spec(text: str | bytes, where: Path) -> ArchSpec:
         raise ArtifactError(f"{where}: {exc}") from None
 
 
-
 @contextlib.contextmanager
 def quiet_torch_deprecations():
     """TorchScript and the TorchScript-based ONNX exporter are deprecated upstream but are what
@@ -218,7 +218,7 @@ class _Zip:
             names = self.zip.namelist()
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             raise ArtifactError(f"{path}: not a readable {kind} file ({type(exc).__name__}: "
-                                f"{_first_line(exc)})") from None
+                                f"{first_line(exc)})") from None
         roots = {n.split("/", 1)[0] for n in names}
         if len(roots) != 1 or any("/" not in n for n in names):
             raise ArtifactError(f"{path}: not a {kind} archive (no single top-level folder)")
@@ -239,7 +239,7 @@ class _Zip:
             return self.zip.read(info)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
             raise ArtifactError(f"{self.path}: {member!r} unreadable ({type(exc).__name__}: "
-                                f"{_first_line(exc)})") from None
+                                f"{first_line(exc)})") from None
 
     def members(self, folder: str) -> list[str]:
         prefix = f"{self.root}/{folder}"
@@ -365,8 +365,3 @@ def load_module(path: str | os.PathLike):
     model = LeNet(art.spec)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in art.state_dict.items()})
     return model.eval()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

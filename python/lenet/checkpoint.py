@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .messages import first_line
 from .models import LeNet
 from .paths import atomic_write_bytes, missing_reason
 from .spec import ArchSpec, SpecError
@@ -62,8 +63,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: refused to load: loading it would run code from the file "
                               f"({reason})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint "
+                              f"({first_line(exc, type(exc).__name__)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a lenet checkpoint (no '{FORMAT}' format marker)")
     for key in ("spec", "model"):

@@ -19,7 +19,6 @@ it at load). torch.export: batch dimension dynamic (1 … 65,536).
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -147,8 +146,3 @@ def write_pt2(model: torch.nn.Module, path: Path) -> None:
 
 
 WRITERS = {"torchscript": write_torchscript, "onnx": write_onnx, "pt2": write_pt2}
-
-
-def fsync_file(path: str | os.PathLike) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())

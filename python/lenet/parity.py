@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .artifacts import quiet_torch_deprecations
+from .messages import first_line
 from .spec import ArchSpec
 
 RTOL = 1e-4
@@ -127,7 +128,7 @@ def check_parity(model: torch.nn.Module, files: dict[str, Path], rtol: float = R
         runtimes = runners(model, files)
     except Exception as exc:
         raise ParityError(f"parity check could not load an exported file: "
-                          f"{type(exc).__name__}: {_first_line(exc)}") from None
+                          f"{type(exc).__name__}: {first_line(exc)}") from None
     results: dict[str, dict] = {}
     failures: list[str] = []
     for name, (fmt, run) in runtimes.items():
@@ -137,7 +138,7 @@ def check_parity(model: torch.nn.Module, files: dict[str, Path], rtol: float = R
                 got = run(case.x)
             except Exception as exc:
                 raise ParityError(f"{name} ({fmt}) failed to run {case.inputs} batch {case.batch}: "
-                                  f"{type(exc).__name__}: {_first_line(exc)}") from None
+                                  f"{type(exc).__name__}: {first_line(exc)}") from None
             if got.shape != ref.shape:
                 raise ParityError(f"{name} ({fmt}) returned shape {tuple(got.shape)} for "
                                   f"{case.inputs} batch {case.batch}; expected {ref.shape}")
@@ -188,8 +189,3 @@ def format_table(report: dict) -> str:
                  f"{report['tolerance']['max_rel']:g}; batches {report['batch_sizes']}, "
                  f"{' + '.join(report['inputs'])} inputs")
     return "\n".join(lines)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

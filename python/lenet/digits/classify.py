@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lenet.messages import first_line
 from lenet.spec import RUBBISH_ENERGY, ArchSpec
 
 # The reader model that ships with the package (made by `make reader-model`, tools/reader_model.py).
@@ -150,11 +151,6 @@ def _torch(p: Path) -> TorchClassifier:
     return TorchClassifier(load_module(p))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def load_classifier(path: str | os.PathLike, backend: str = "auto") -> Classifier:
     """A classifier for ``path`` (artifact directory, ``.onnx``/``.torchscript.pt``/``.pt2``, or a
     training checkpoint ``.pt``). ``backend``: ``auto`` (the engine, else torch), ``engine``,
@@ -169,10 +165,10 @@ def load_classifier(path: str | os.PathLike, backend: str = "auto") -> Classifie
         try:
             return _engine(p)
         except Exception as exc:  # noqa: BLE001 - any failure means: try the next backend
-            reasons.append(f"lenet_ext: {_first_line(exc)}")
+            reasons.append(f"lenet_ext: {first_line(exc, type(exc).__name__)}")
     if backend in ("auto", "torch"):
         try:
             return _torch(p)
         except Exception as exc:  # noqa: BLE001
-            reasons.append(f"torch: {_first_line(exc)}")
+            reasons.append(f"torch: {first_line(exc, type(exc).__name__)}")
     raise ModelLoadError(f"{p}: cannot load the model ({'; '.join(reasons)})")
