@@ -18,8 +18,9 @@ std::string shape_str(const ArrayDesc& x) {
 }  // namespace
 
 InputBatch check_input(const Model& m, const ArrayDesc& x) {
-  const std::string size = std::to_string(m.input_size);
-  const std::string square = size + "x" + size;
+  // Message parts, built only when an array is refused (the accepted path allocates nothing).
+  const auto size = [&] { return std::to_string(m.input_size); };
+  const auto square = [&] { return size() + "x" + size(); };
   if (x.ndim < 0 || (x.ndim > 0 && !x.shape)) refuse("input has no shape");
   InputBatch b;
   if (x.type == PixelType::U8) {
@@ -30,16 +31,16 @@ InputBatch check_input(const Model& m, const ArrayDesc& x) {
              std::to_string(x.ndim) + ", shape " + shape_str(x));
     const int64_t h = x.shape[x.ndim - 2], w = x.shape[x.ndim - 1];
     if (h != w || (h != 28 && h != m.input_size))
-      refuse("uint8 images must be 28x28 or " + square + "; got shape " + shape_str(x));
+      refuse("uint8 images must be 28x28 or " + square() + "; got shape " + shape_str(x));
     b.u8 = static_cast<const uint8_t*>(x.data);
   } else if (x.type == PixelType::F32) {
     if (x.ndim != 4)
-      refuse("float32 input must have rank 4 [N, 1, " + size + ", " + size + "]; got rank " +
+      refuse("float32 input must have rank 4 [N, 1, " + size() + ", " + size() + "]; got rank " +
              std::to_string(x.ndim) + ", shape " + shape_str(x));
     if (x.shape[1] != 1)
       refuse("expected 1 channel, got " + std::to_string(x.shape[1]) + " (shape " + shape_str(x) + ")");
     if (x.shape[2] != m.input_size || x.shape[3] != m.input_size)
-      refuse("float32 images must be " + square + " (normalized model input); got shape " + shape_str(x));
+      refuse("float32 images must be " + square() + " (normalized model input); got shape " + shape_str(x));
     b.f32 = static_cast<const float*>(x.data);
   } else {
     refuse("expected uint8 raw pixels or float32 normalized input; got dtype " + x.dtype);

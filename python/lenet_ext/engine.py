@@ -82,6 +82,8 @@ class Engine:
 
     def scores(self, x: Any) -> np.ndarray:
         """float32 [N, classes], larger = more likely."""
+        if type(x) is np.ndarray and x.flags.c_contiguous:  # the common case, straight through
+            return self._core.scores(x)
         if self.device == "cuda" and getattr(getattr(x, "device", None), "type", "cpu") == "cuda":
             return self._core.scores(x)  # device tensors go to the CUDA core as they are (DLPack)
         return self._core.scores(self._prepare(x))

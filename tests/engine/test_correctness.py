@@ -101,7 +101,7 @@ ISAS = ["baseline", "avx2", "avx512"]  # in the order a CPU gains them
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("threads", [1, 2, 3])
 def test_every_isa_and_thread_count(model_and_engine, reference, isa, threads, monkeypatch):
     """Each kernel set runs what it was asked for. LENET_MAX_CPU_ISA caps what the engine may use,
     so every set is tested on any CPU that has the widest one; one it may not use is refused."""
@@ -113,7 +113,8 @@ def test_every_isa_and_thread_count(model_and_engine, reference, isa, threads, m
         pytest.skip(f"this CPU runs at most {have}")
     engine = lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=threads, isa=isa)
     assert (engine.isa, engine.threads) == (isa, threads)
-    for n in (1, 2, 9, 17, 333):
+    # 8-12 (AVX2) and 16-25 (AVX-512): one block that the threads share, and single images.
+    for n in (1, 2, 8, 9, 12, 16, 17, 25, 333):
         assert_scores_close(engine.scores(IMAGES[:n]), reference[:n])
     # The same set chosen by detection when the cap is this set.
     monkeypatch.setenv("LENET_MAX_CPU_ISA", isa)

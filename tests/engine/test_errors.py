@@ -43,12 +43,25 @@ def test_bad_input_is_named(engine, x, message):
         engine.scores(x)
 
 
-@pytest.mark.parametrize("n", [1, 5, 16, 37])
+@pytest.mark.parametrize("n", [1, 5, 16, 20, 37])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_input(engine, n, bad):
     x = np.zeros((n, 1, 32, 32), np.float32)
     x[n - 1, 0, 7, 9] = bad
     with pytest.raises(ValueError, match=f"image {n - 1} contains NaN or Inf"):
+        engine.scores(x)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_first_non_finite_image_is_named(threads):
+    """The first bad image is named whichever thread or part of the work meets it: here the
+    lower rows of an image in a 16-image block that two threads share, and a later single image."""
+    model = make_model("lenet5")
+    engine = lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=threads)
+    x = np.zeros((21, 1, 32, 32), np.float32)
+    x[3, 0, 28, 2] = np.nan
+    x[19, 0, 1, 1] = np.inf
+    with pytest.raises(ValueError, match="image 3 contains NaN or Inf"):
         engine.scores(x)
 
 

@@ -44,6 +44,32 @@ struct Scratch {
 };
 thread_local Scratch tls_scratch;
 
+// Stages run in order by every thread that joins: the parts of a stage go to whichever thread
+// takes them first, and a thread that finds none left waits until the stage's last part is done.
+// A thread that joins late finds work done and skips it, so the caller alone can run everything
+// (the pool's worker may be asleep, or busy with something else on a shared machine).
+class StagedWork {
+ public:
+  static constexpr int kMaxStages = 8;
+  StagedWork(int stages, const int* parts) : stages_(stages), parts_(parts) {}
+
+  template <class Part>
+  void join(Part&& part) {
+    for (int s = 0; s < stages_; ++s) {
+      for (int p; (p = next_[s].fetch_add(1, std::memory_order_relaxed)) < parts_[s];) {
+        part(s, p);
+        done_[s].fetch_add(1, std::memory_order_release);
+      }
+      for (int i = 0; done_[s].load(std::memory_order_acquire) < parts_[s]; ++i) ThreadPool::relax(i);
+    }
+  }
+
+ private:
+  int stages_;
+  const int* parts_;
+  std::atomic<int> next_[kMaxStages] = {}, done_[kMaxStages] = {};
+};
+
 }  // namespace
 
 CpuEngine::CpuEngine(Model model, int threads, Isa isa) : model_(std::move(model)) {
@@ -133,6 +159,7 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
   const bool rem_small = rem > 0 && (!wide || rem < small_limit_);
   const int64_t tasks = full + (rem == 0 ? 0 : rem_small ? rem : 1);
   std::atomic<bool> out_of_memory{false};
+  if (full == 1 && rem < small_limit_ && pool_->size() > 1) return shared_block(batch, scores, rem);
   const std::function<void(int64_t)> task = [&](int64_t t) {
     float* s;
     try {
@@ -154,9 +181,55 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
         if (!k.run_small(params_, batch, i, s, scores)) { mark_bad(i); break; }
     }
   };
-  if (!pool_->try_run(tasks, task))
+  if (tasks == 1) task(0);  // one image or one block: no pool round trip
+  else if (!pool_->try_run(tasks, task))
     for (int64_t t = 0; t < tasks; ++t) task(t);  // pool busy with another caller's batch
   if (out_of_memory) throw std::bad_alloc();
+  return first_bad.load();
+}
+
+}  // namespace lenet::cpu
+
+namespace lenet::cpu {
+
+// One full block (plus fewer than small_limit_ single images): the pool's threads share it stage
+// by stage (a block per thread would leave all but one idle), then take the single images.
+int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t rem) const {
+  const KernelSet& k = *kernels_;
+  const size_t floats = k.scratch_floats(params_);
+  float* block = tls_scratch.get(floats);  // the caller's scratch holds the block's data
+  int parts[StagedWork::kMaxStages];
+  static_assert(StagedWork::kMaxStages >= 8, "room for the kernel's stages and the single images");
+  for (int s = 0; s < k.wide_stages; ++s) parts[s] = k.wide_parts[s];
+  parts[k.wide_stages] = int(rem);  // then the single images, one part each
+  StagedWork work(k.wide_stages + 1, parts);
+  std::atomic<bool> block_bad{false};
+  std::atomic<int64_t> first_bad{-1};
+  const std::function<void(int64_t)> join = [&](int64_t) {
+    float* own;
+    try {
+      own = tls_scratch.get(floats);
+    } catch (const std::bad_alloc&) {  // this worker stays out; the others do its share
+      return;
+    }
+    work.join([&](int stage, int part) {
+      if (stage < k.wide_stages) {
+        if (!k.run_wide_part(params_, batch, 0, k.lanes, stage, part, block, own, scores))
+          block_bad = true;
+      } else {
+        // The block is finished (its last stage is behind every thread): `own` may be `block`.
+        const int64_t i = k.lanes + part;
+        if (!k.run_small(params_, batch, i, own, scores)) {
+          int64_t cur = first_bad.load();
+          while ((cur < 0 || i < cur) && !first_bad.compare_exchange_weak(cur, i)) {}
+        }
+      }
+    });
+  };
+  if (!pool_->try_run(pool_->size(), join)) join(0);  // pool busy: the caller runs every stage
+  if (block_bad)  // which image: re-check the block's images one by one (error path only)
+    for (int64_t i = 0; i < k.lanes; ++i)
+      if (!k.run_small(params_, batch, i, block, scores)) return i;
   return first_bad.load();
 }
 

@@ -42,6 +42,7 @@ class CpuEngine {
 
  private:
   void pack_weights();
+  int64_t shared_block(const InputBatch& batch, float* scores, int64_t rem) const;
 
   Model model_;
   const KernelSet* kernels_;

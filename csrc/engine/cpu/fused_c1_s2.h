@@ -29,11 +29,14 @@ static inline void conv_row_wide(const vf* in, int stride, const float* w, vf* a
   for (int j = 0; j < P; ++j) acc[j] = a[j];
 }
 
-// Wide path: in = 32x32 vectors (one image per lane), s2 = [6][14][14] vectors.
-static void c1_s2_wide(const KernelParams& kp, const Act& act, const vf* in, vf* rows, vf* s2) {
+// Wide path: in = 32x32 vectors (one image per lane), s2 = [6][14][14] vectors; maps [m0, m1)
+// (a part of the block when threads share it). Rows outer, maps inner: the 6 input rows under an
+// S2 row stay in L1 across the maps.
+static void c1_s2_wide(const KernelParams& kp, const Act& act, const vf* in, vf* rows, vf* s2,
+                       int m0 = 0, int m1 = kC1Maps) {
   constexpr int P = W == 16 ? 7 : 4;  // 28 = 4x7: 7 accumulators + 11 inputs fit 32 zmm registers
   for (int r = 0; r < kS2Size; ++r) {
-    for (int m = 0; m < kC1Maps; ++m) {
+    for (int m = m0; m < m1; ++m) {
       const float* w = kp.c1_w + m * 25;
       for (int dy = 0; dy < 2; ++dy) {
         const int y = 2 * r + dy;

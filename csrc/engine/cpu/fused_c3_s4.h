@@ -4,11 +4,12 @@
 
 namespace lenet::cpu::LENET_ISA_NS {
 
-// Wide path: s2 = [6][14][14] vectors, s4 = [16][5][5] vectors.
-static void c3_s4_wide(const KernelParams& kp, const Act& act, const vf* s2, vf* rows, vf* s4) {
+// Wide path: s2 = [6][14][14] vectors, s4 = [16][5][5] vectors; output maps [o0, o1).
+static void c3_s4_wide(const KernelParams& kp, const Act& act, const vf* s2, vf* rows, vf* s4,
+                       int o0 = 0, int o1 = kC3Maps) {
   constexpr int P = W == 16 ? 10 : 5;  // a whole C3 row: 10 accumulators + 14 inputs
   for (int r = 0; r < kS4Size; ++r) {
-    for (int o = 0; o < kC3Maps; ++o) {
+    for (int o = o0; o < o1; ++o) {
       for (int dy = 0; dy < 2; ++dy) {
         const int y = 2 * r + dy;
         for (int x0 = 0; x0 < kC3Size; x0 += P) {

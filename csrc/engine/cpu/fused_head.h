@@ -47,17 +47,33 @@ static inline void rbf_block_wide(const vf* x, const float* wt, int ld, vf* out)
   for (int u = 0; u < U; ++u) out[u] = -acc[u];
 }
 
-static void head_wide(const KernelParams& kp, const Act& act, const vf* s4, vf* c5, vf* f6,
-                      vf* out) {
-  dense_wide(s4, kC3Maps * 25, kp.c5_wt, kC5Ld, kp.c5_b, kC5Units, c5);
-  for (int u = 0; u < kC5Units; ++u) c5[u] = act(c5[u]);
-  dense_wide(c5, kC5Units, kp.f6_wt, kF6Ld, kp.f6_b, kF6Units, f6);
-  for (int u = 0; u < kF6Units; ++u) f6[u] = act(f6[u]);
+// C5 units [u0, u1), squashed (threads sharing a block take a range each).
+static void c5_wide(const KernelParams& kp, const Act& act, const vf* s4, vf* c5, int u0 = 0,
+                    int u1 = kC5Units) {
+  dense_wide(s4, kC3Maps * 25, kp.c5_wt + u0, kC5Ld, kp.c5_b + u0, u1 - u0, c5 + u0);
+  for (int u = u0; u < u1; ++u) c5[u] = act(c5[u]);
+}
+
+// F6 units [u0, u1), squashed.
+static void f6_wide(const KernelParams& kp, const Act& act, const vf* c5, vf* f6, int u0 = 0,
+                    int u1 = kF6Units) {
+  dense_wide(c5, kC5Units, kp.f6_wt + u0, kF6Ld, kp.f6_b + u0, u1 - u0, f6 + u0);
+  for (int u = u0; u < u1; ++u) f6[u] = act(f6[u]);
+}
+
+static void out_wide(const KernelParams& kp, const vf* f6, vf* out) {
   if (kp.head == kHeadRbf) {
     rbf_block_wide<10>(f6, kp.out_wt, kp.out_ld, out);  // the RBF head always has 10 classes
   } else {
     dense_wide(f6, kF6Units, kp.out_wt, kp.out_ld, kp.out_b, kp.classes, out);
   }
+}
+
+static void head_wide(const KernelParams& kp, const Act& act, const vf* s4, vf* c5, vf* f6,
+                      vf* out) {
+  c5_wide(kp, act, s4, c5);
+  f6_wide(kp, act, c5, f6);
+  out_wide(kp, f6, out);
 }
 
 // Small-batch path: output units in lanes; the weights are whole vectors, the input a broadcast.

@@ -20,6 +20,14 @@ struct KernelSet {
   // an image of a float batch holds NaN or Inf (uint8 input cannot).
   bool (*run_wide)(const KernelParams&, const InputBatch&, int64_t first, int count, float* scratch,
                    float* scores);
+  // The wide path of one block in stages, so the threads can share a block: stage s (of
+  // wide_stages) has wide_parts[s] independent parts, and every part of a stage must be done
+  // before any part of the next one starts. `block` is the block's scratch (shared), `own` the
+  // calling thread's. Stage 0 (packing) returns false for NaN/Inf in its part of the input.
+  int wide_stages;
+  const int* wide_parts;
+  bool (*run_wide_part)(const KernelParams&, const InputBatch&, int64_t first, int count, int stage,
+                        int part, float* block, float* own, float* scores);
   // Small-batch path: one image, output positions / units in the lanes.
   bool (*run_small)(const KernelParams&, const InputBatch&, int64_t index, float* scratch,
                     float* scores);

@@ -28,17 +28,21 @@ static inline float fill_value(const KernelParams& kp, int size, int y, int x, b
   return kp.background;
 }
 
-// Transposes `count` images into lanes, applying the preprocessing contract for uint8 input.
-// Lanes past `count` repeat the last image so they stay finite. Returns false on NaN/Inf.
-static bool pack_wide(const KernelParams& kp, const InputBatch& b, int64_t first, int count, vf* in) {
+// Transposes `count` images into lanes, applying the preprocessing contract for uint8 input:
+// packed rows [y0, y1) (a part of the block when threads share it). Lanes past `count` repeat
+// the last image so they stay finite. Returns false on NaN/Inf.
+static bool pack_wide(const KernelParams& kp, const InputBatch& b, int64_t first, int count, vf* in,
+                      int y0 = 0, int y1 = kIn) {
   const int size = b.size;
   const int off = kp.c1_pad + (kp.input_size - size) / 2;
-  for (int y = 0; y < kIn; ++y)
+  for (int y = y0; y < y1; ++y)
     for (int x = 0; x < kIn; ++x) {
       bool raw;
       const float v = fill_value(kp, size, y, x, &raw);
       if (!raw) in[y * kIn + x] = bcast(v);
     }
+  // The raw rows that land in [y0, y1).
+  const int r0 = y0 - off > 0 ? y0 - off : 0, r1 = y1 - off < size ? y1 - off : size;
   const int64_t npix = int64_t(size) * size;
   // Pixel-major: each packed vector is built from the same pixel of W images (W sequential read
   // streams) and stored once, instead of W passes of scattered scalar stores.
@@ -50,7 +54,7 @@ static bool pack_wide(const KernelParams& kp, const InputBatch& b, int64_t first
     f32[l] = b.f32 ? b.f32 + img * npix : nullptr;
   }
   if (b.u8) {
-    for (int y = 0; y < size; ++y)
+    for (int y = r0; y < r1; ++y)
       for (int x = 0; x < size; ++x) {
         const int i = y * size + x;
         vf v;
@@ -60,7 +64,7 @@ static bool pack_wide(const KernelParams& kp, const InputBatch& b, int64_t first
     return true;
   }
   vf probe{};  // NaN*0 and Inf*0 are NaN: one multiply-add per pixel finds both
-  for (int y = 0; y < size; ++y)
+  for (int y = r0; y < r1; ++y)
     for (int x = 0; x < size; ++x) {
       const int i = y * size + x;
       vf v;
@@ -85,6 +89,36 @@ static bool run_wide(const KernelParams& kp, const InputBatch& b, int64_t first,
   for (int l = 0; l < count; ++l)
     for (int c = 0; c < kp.classes; ++c) scores[(first + l) * kp.classes + c] = out[c * W + l];
   return finite;
+}
+
+// The wide path in stages, for threads sharing one block (a batch of one block would otherwise
+// run on one core): every part of a stage must finish before the next stage starts; the parts
+// of a stage are independent. `block` holds the block's data (one thread's scratch), `own` is
+// the calling thread's scratch (its C1/C3 rows). Stage 0 returns false on NaN/Inf in its rows.
+constexpr int kWideStages = 6;
+// Small parts (a map, a pair of maps, 12 units): on a busy machine a thread may stall inside a
+// part, and the others wait for at most that part at the stage's end.
+static const int kWideParts[kWideStages] = {2, kC1Maps, kC3Maps / 2, kC5Units / 12, kF6Units / 12, 1};
+
+static bool run_wide_part(const KernelParams& kp, const InputBatch& b, int64_t first, int count,
+                          int stage, int part, float* block, float* own, float* scores) {
+  vf* s = reinterpret_cast<vf*>(block);
+  vf* mine = reinterpret_cast<vf*>(own);
+  const Act act(kp);
+  switch (stage) {
+    case 0: return pack_wide(kp, b, first, count, s + kWideIn, part * kIn / 2, (part + 1) * kIn / 2);
+    case 1: c1_s2_wide(kp, act, s + kWideIn, mine + kWideC1Rows, s + kWideS2, part, part + 1); break;
+    case 2: c3_s4_wide(kp, act, s + kWideS2, mine + kWideC3Rows, s + kWideS4, 2 * part, 2 * part + 2); break;
+    case 3: c5_wide(kp, act, s + kWideS4, s + kWideC5, 12 * part, 12 * part + 12); break;
+    case 4: f6_wide(kp, act, s + kWideC5, s + kWideF6, 12 * part, 12 * part + 12); break;
+    default: {
+      out_wide(kp, s + kWideF6, s + kWideOut);
+      const float* out = reinterpret_cast<const float*>(s + kWideOut);
+      for (int l = 0; l < count; ++l)
+        for (int c = 0; c < kp.classes; ++c) scores[(first + l) * kp.classes + c] = out[c * W + l];
+    }
+  }
+  return true;
 }
 
 // ---- small-batch path ------------------------------------------------------------------------
