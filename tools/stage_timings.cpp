@@ -92,8 +92,11 @@ int main() {
   std::printf("\"small\": {");
   std::printf("\"c1\": %.0f, ", best_ns([&] { c1_small(kp, act, in, scratch + kSmallC1); }));
   std::printf("\"s2\": %.0f, ", best_ns([&] { s2_small(kp, act, scratch + kSmallC1, scratch + kSmallS2); }));
-  std::printf("\"c3\": %.0f, ", best_ns([&] { c3_small(kp, act, scratch + kSmallS2, scratch + kSmallC3); }));
-  std::printf("\"s4\": %.0f, ", best_ns([&] { s4_small(kp, act, scratch + kSmallC3, scratch + kSmallS4); }));
+  std::printf("\"spread\": %.0f, ", best_ns([&] { spread_s2(scratch + kSmallS2, scratch + kSmallS2T); }));
+  std::printf("\"c3\": %.0f, ", best_ns([&] { c3_small_lecun(kp, act, scratch + kSmallS2T, scratch + kSmallC3); }));
+  std::printf("\"s4\": %.0f, ", best_ns([&] { s4_small_lecun(kp, act, scratch + kSmallC3, scratch + kSmallS4); }));
+  // The any-table C3 (dense over the maps, zeros where the table has none), for comparison.
+  std::printf("\"c3_any_table\": %.0f, ", best_ns([&] { c3_small(kp, act, scratch + kSmallS2, scratch + kSmallC3); }));
   std::printf("\"c5\": %.0f, ", best_ns([&] {
     dense_small(scratch + kSmallS4, kC3Maps * 25, kp.c5_wt_pos, kC5Ld, kp.c5_b, kC5Ld, false, scratch + kSmallC5);
     squash_small(act, scratch + kSmallC5, kC5Ld); }));

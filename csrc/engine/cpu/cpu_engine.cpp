@@ -103,6 +103,10 @@ void CpuEngine::pack_weights() {
   p.c3_w = m.c3_w.data();
   p.c3_b = m.c3_b.data();
   c3_input_lists(m, p.c3_fan_in, p.c3_inputs);
+  p.c3_lecun = true;
+  for (int o = 0; o < kC3Maps; ++o)
+    for (int i = 0; i < kC1Maps; ++i)
+      p.c3_lecun = p.c3_lecun && (m.c3_connected[o * kC1Maps + i] != 0) == (kLeCunTable[o][i] != 0);
   c3_wo_.assign(size_t(kC1Maps) * 25 * kC3Maps, 0.f);
   for (int o = 0; o < kC3Maps; ++o)
     for (int i = 0; i < kC1Maps; ++i)
@@ -137,6 +141,17 @@ void CpuEngine::pack_weights() {
   p.background = m.pre.offset;
   p.input_size = m.input_size;
   p.c1_pad = m.c1_padding;
+  for (int k = 0; k < 2; ++k) {
+    const int size = k == 0 ? 28 : m.input_size;
+    small_in_[k].assign(kSmallInLen, 0.f);
+    for (int y = 0; y < kIn; ++y)
+      for (int x = 0; x < kIn; ++x) {
+        bool raw;
+        const float v = fill_value(p, size, y, x, &raw);
+        if (!raw) small_in_[k][y * kIn + x] = v;
+      }
+    p.small_in[k] = small_in_[k].data();
+  }
 }
 
 int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {

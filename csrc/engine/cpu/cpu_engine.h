@@ -47,7 +47,7 @@ class CpuEngine {
   Model model_;
   const KernelSet* kernels_;
   KernelParams params_;
-  std::vector<float> c3_wo_, c5_wt_pos_, c5_wt_, c5_b_, f6_wt_, f6_b_, out_wt_, out_b_;
+  std::vector<float> c3_wo_, c5_wt_pos_, c5_wt_, c5_b_, f6_wt_, f6_b_, out_wt_, out_b_, small_in_[2];
   std::unique_ptr<ThreadPool> pool_;
   int small_limit_;
 };

@@ -62,7 +62,6 @@ static void c1_s2_wide(const KernelParams& kp, const Act& act, const vf* in, vf*
 // tap of the convolution is one unaligned load: C1 output p = y*32 + x (x >= 28 are junk lanes,
 // computed from the zero slack and never read for a real output).
 constexpr int kSmallC1Len = kC1Size * kIn;   // 896, a multiple of 16
-constexpr int kSmallInLen = kIn * kIn + 64;  // slack for the junk lanes' taps
 constexpr int kSmallS2Stride = 16;           // S2 row stride
 constexpr int kSmallS2Map = 240;             // 14*16 + slack for C3's junk lanes
 

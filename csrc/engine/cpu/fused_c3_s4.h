@@ -89,4 +89,102 @@ static void s4_small(const KernelParams& kp, const Act& act, const float* c3, fl
       }
 }
 
+// Small-batch path, LeCun's table (lenet5): one image, C3 output positions p = y*10 + x in the
+// lanes (kC3Vec vectors, the last one partly junk), and only the connections of the table, known
+// at compile time (60 of the 96 pairs): no work on its zeros, and the 16 maps' accumulators stay
+// in registers while each input vector is loaded once. For each S2 map i and kernel column kx,
+// S2 shifted left by kx with rows of 10 (spread_s2): the inputs of tap (ky, kx) for positions
+// p, p+1, ... are then contiguous at t[i][kx] + ky*10 + p.
+constexpr int kC3Vec = (kC3Size * kC3Size + W - 1) / W;
+constexpr int kSmallTLen = 160;  // 14 rows of 10 + the last vector's junk lanes
+static_assert(4 * kC3Size + kC3Vec * W <= kSmallTLen, "room for the junk lanes' taps");
+constexpr int kSmallT = kC1Maps * 5 * kSmallTLen;  // floats of the shifted copies
+constexpr int kSmallC3Map = 128;                   // C3 map stride: outputs + S4's slack
+static_assert(kC3Vec * W + 16 <= kSmallC3Map, "S4's slack");
+
+static void spread_s2(const float* s2, float* t) {
+  for (int i = 0; i < kC1Maps; ++i)
+    for (int kx = 0; kx < 5; ++kx) {
+      float* dst = t + (i * 5 + kx) * kSmallTLen;
+      const float* src = s2 + i * kSmallS2Map + kx;
+      // Whole 16-lane rows, in order: a row's junk lanes (x >= 10) land where the next row
+      // then writes its own values.
+      for (int y = 0; y < kS2Size; ++y)
+        for (int j = 0; j < 16; j += W) storeu(dst + y * kC3Size + j, loadu(src + y * kSmallS2Stride + j));
+      std::memset(dst + kS2Size * kC3Size, 0, (kSmallTLen - kS2Size * kC3Size) * sizeof(float));
+    }
+}
+
+// acc[o - O0] += w[o] * x for the maps o in [O, O1) that read S2 map I (unrolled at compile time).
+template <int I, int O0, int O, int O1>
+static inline void lecun_taps(vf* acc, vf x, const float* w) {
+  if constexpr (O < O1) {
+    if constexpr (kLeCunTable[O][I] != 0) acc[O - O0] += bcast(w[O]) * x;
+    lecun_taps<I, O0, O + 1, O1>(acc, x, w);
+  }
+}
+
+// The 25 taps of S2 map I for the position vector j; wo = c3_wo ([6][25][16]).
+template <int I, int O0, int O1>
+static inline void lecun_input(vf* acc, const float* t, const float* wo, int j) {
+  for (int ky = 0; ky < 5; ++ky) {
+#pragma GCC unroll 5
+    for (int kx = 0; kx < 5; ++kx) {
+      const vf x = loadu(t + (I * 5 + kx) * kSmallTLen + ky * kC3Size + j * W);
+      lecun_taps<I, O0, O0, O1>(acc, x, wo + (I * 25 + ky * 5 + kx) * kC3Maps);
+    }
+  }
+}
+
+template <int O0, int O1>
+static void c3_lecun_maps(const KernelParams& kp, const Act& act, const float* t, float* c3) {
+  for (int j = 0; j < kC3Vec; ++j) {
+    vf acc[O1 - O0];
+#pragma GCC unroll 16
+    for (int o = O0; o < O1; ++o) acc[o - O0] = bcast(kp.c3_b[o]);
+    lecun_input<0, O0, O1>(acc, t, kp.c3_wo, j);
+    lecun_input<1, O0, O1>(acc, t, kp.c3_wo, j);
+    lecun_input<2, O0, O1>(acc, t, kp.c3_wo, j);
+    lecun_input<3, O0, O1>(acc, t, kp.c3_wo, j);
+    lecun_input<4, O0, O1>(acc, t, kp.c3_wo, j);
+    lecun_input<5, O0, O1>(acc, t, kp.c3_wo, j);
+#pragma GCC unroll 16
+    for (int o = O0; o < O1; ++o) storeu(c3 + o * kSmallC3Map + j * W, act(acc[o - O0]));
+  }
+}
+
+static void c3_small_lecun(const KernelParams& kp, const Act& act, const float* t, float* c3) {
+  if constexpr (W >= 16) {
+    c3_lecun_maps<0, 16>(kp, act, t, c3);  // 16 accumulators of 32 registers
+  } else {
+    c3_lecun_maps<0, 8>(kp, act, t, c3);   // 16 registers: 8 maps at a time
+    c3_lecun_maps<8, 16>(kp, act, t, c3);
+  }
+  // S4's shifted reads of the last windows pass the outputs (W < 16): keep that slack finite.
+  for (int o = 0; o < kC3Maps; ++o) std::memset(c3 + o * kSmallC3Map + kC3Vec * W, 0, 16 * sizeof(float));
+}
+
+// S4 over the [16][kSmallC3Map] layout into [25][16] (the order C5 reads, as s4_small's): the
+// 2x2 windows at every position as vectors (shifted loads), then the 25 whose top-left corner
+// is (2r, 2c), i.e. p = 20r + 2c <= 88.
+static void s4_small_lecun(const KernelParams& kp, const Act& act, const float* c3, float* s4) {
+  constexpr int kV = 88 / W + 1;
+  float sums[kV * W];
+  for (int o = 0; o < kC3Maps; ++o) {
+    const float* c = c3 + o * kSmallC3Map;
+    for (int v = 0; v < kV; ++v) {
+      const float* p = c + v * W;
+      const vf a = loadu(p), b = loadu(p + 1), d = loadu(p + kC3Size), e = loadu(p + kC3Size + 1);
+      storeu(sums + v * W, kp.pooling == kPoolMax ? vmax(vmax(a, b), vmax(d, e)) : (a + b) + (d + e));
+    }
+    const float coef = kp.pooling == kPoolTrainable ? kp.s4_coef[o] : kp.pooling == kPoolAvg ? 0.25f : 1.f;
+    const float bias = kp.pooling == kPoolTrainable ? kp.s4_bias[o] : 0.f;
+    for (int r = 0; r < kS4Size; ++r)
+      for (int x = 0; x < kS4Size; ++x)
+        s4[(r * kS4Size + x) * kC3Maps + o] = sums[2 * kC3Size * r + 2 * x] * coef + bias;
+  }
+  if (kp.pooling == kPoolTrainable)
+    for (int k = 0; k < kC3Maps * 25; k += W) storeu(s4 + k, act(loadu(s4 + k)));
+}
+
 }  // namespace lenet::cpu::LENET_ISA_NS

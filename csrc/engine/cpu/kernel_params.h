@@ -27,6 +27,7 @@ struct KernelParams {
   const float* c3_b = nullptr;     // [16]
   int c3_fan_in[kC3Maps] = {};     // connected S2 maps of each C3 map (the table)
   int c3_inputs[kC3Maps][kC1Maps] = {};
+  bool c3_lecun = false;           // the table is kLeCunTable (the small path's fast C3)
   const float* c3_wo = nullptr;    // [6][25][16]: c3_w with the output maps innermost (small path)
   const float* s4_coef = nullptr;  // [16]
   const float* s4_bias = nullptr;  // [16]
@@ -48,10 +49,34 @@ struct KernelParams {
   float background = 0.f;
   int input_size = 32;
   int c1_pad = 0;
+  // The small path's input before its raw pixels are written (zero padding, background, zero
+  // slack), copied whole per image: [0] for 28x28 images, [1] for input_size x input_size.
+  const float* small_in[2] = {nullptr, nullptr};
 };
 
 // Geometry shared by the kernels: every arch's C1 input (after its zero padding) is 32x32.
 constexpr int kIn = 32;
+constexpr int kSmallInLen = kIn * kIn + 64;  // the small path's input: slack for junk lanes' taps
+
+// LeCun et al. 1998, Table I (lenet.spec.LECUN_C3_TABLE): kLeCunTable[o][i] = C3 map o reads S2
+// map i. The small path compiles its C3 for this table (KernelParams::c3_lecun).
+constexpr uint8_t kLeCunTable[16][6] = {
+    {1, 1, 1, 0, 0, 0}, {0, 1, 1, 1, 0, 0}, {0, 0, 1, 1, 1, 0}, {0, 0, 0, 1, 1, 1},
+    {1, 0, 0, 0, 1, 1}, {1, 1, 0, 0, 0, 1}, {1, 1, 1, 1, 0, 0}, {0, 1, 1, 1, 1, 0},
+    {0, 0, 1, 1, 1, 1}, {1, 0, 0, 1, 1, 1}, {1, 1, 0, 0, 1, 1}, {1, 1, 1, 0, 0, 1},
+    {1, 1, 0, 1, 1, 0}, {0, 1, 1, 0, 1, 1}, {1, 0, 1, 1, 0, 1}, {1, 1, 1, 1, 1, 1}};
+
+// Value of packed input position (y, x) that no raw pixel of a size x size image covers: the
+// conv's zero padding outside the model input, the preprocessing pad (background) inside it.
+// (static: the ISA units each keep their own copy, see vec.h)
+static inline float fill_value(const KernelParams& kp, int size, int y, int x, bool* raw) {
+  const int lo = kp.c1_pad, hi = kp.c1_pad + kp.input_size;
+  if (y < lo || y >= hi || x < lo || x >= hi) { *raw = false; return 0.f; }
+  const int off = lo + (kp.input_size - size) / 2;
+  *raw = y >= off && y < off + size && x >= off && x < off + size;
+  return kp.background;
+}
+
 constexpr int kC5Ld = 128, kF6Ld = 96;
 constexpr int round16(int n) { return (n + 15) / 16 * 16; }
 

@@ -18,16 +18,6 @@ constexpr int kWideC5 = kWideS4 + kC3Maps * kS4Size * kS4Size;
 constexpr int kWideF6 = kWideC5 + kC5Ld;
 constexpr int kWideOut = kWideF6 + kF6Ld;
 
-// Value of packed position (y, x) that no raw pixel covers: the conv's zero padding outside the
-// model input, the preprocessing pad (background) inside it.
-static inline float fill_value(const KernelParams& kp, int size, int y, int x, bool* raw) {
-  const int lo = kp.c1_pad, hi = kp.c1_pad + kp.input_size;
-  if (y < lo || y >= hi || x < lo || x >= hi) { *raw = false; return 0.f; }
-  const int off = lo + (kp.input_size - size) / 2;
-  *raw = y >= off && y < off + size && x >= off && x < off + size;
-  return kp.background;
-}
-
 // Transposes `count` images into lanes, applying the preprocessing contract for uint8 input:
 // packed rows [y0, y1) (a part of the block when threads share it). Lanes past `count` repeat
 // the last image so they stay finite. Returns false on NaN/Inf.
@@ -125,8 +115,10 @@ static bool run_wide_part(const KernelParams& kp, const InputBatch& b, int64_t f
 constexpr int kSmallIn = 0;
 constexpr int kSmallC1 = kSmallIn + kSmallInLen;
 constexpr int kSmallS2 = kSmallC1 + kC1Maps * kSmallC1Len + 64;
-constexpr int kSmallC3 = kSmallS2 + kC1Maps * kSmallS2Map;
-constexpr int kSmallS4 = kSmallC3 + kC3Maps * kC3Size * kC3Size;
+constexpr int kSmallS2T = kSmallS2 + kC1Maps * kSmallS2Map;
+constexpr int kSmallC3 = kSmallS2T + kSmallT;  // [100][16] (any table) or [16][kSmallC3Map] (LeCun's)
+constexpr int kSmallS4 = kSmallC3 + kC3Maps * kSmallC3Map;
+static_assert(kC3Maps * kSmallC3Map >= kC3Size * kC3Size * kC3Maps, "room for either C3 layout");
 constexpr int kSmallC5 = kSmallS4 + kC3Maps * kS4Size * kS4Size;
 constexpr int kSmallF6 = kSmallC5 + kC5Ld;
 constexpr int kSmallOut = kSmallF6 + kF6Ld;
@@ -136,13 +128,7 @@ static bool run_small(const KernelParams& kp, const InputBatch& b, int64_t index
   float* in = scratch + kSmallIn;
   const int size = b.size;
   const int off = kp.c1_pad + (kp.input_size - size) / 2;
-  for (int y = 0; y < kIn; ++y)
-    for (int x = 0; x < kIn; ++x) {
-      bool raw;
-      const float v = fill_value(kp, size, y, x, &raw);
-      if (!raw) in[y * kIn + x] = v;
-    }
-  std::memset(in + kIn * kIn, 0, (kSmallInLen - kIn * kIn) * sizeof(float));
+  std::memcpy(in, kp.small_in[size == 28 ? 0 : 1], kSmallInLen * sizeof(float));
   bool finite = true;
   const int64_t npix = int64_t(size) * size;
   if (b.u8) {
@@ -167,9 +153,15 @@ static bool run_small(const KernelParams& kp, const InputBatch& b, int64_t index
     std::memset(s2 + m * kSmallS2Map + kS2Size * kSmallS2Stride, 0,
                 (kSmallS2Map - kS2Size * kSmallS2Stride) * sizeof(float));
   s2_small(kp, act, scratch + kSmallC1, s2);
-  c3_small(kp, act, s2, scratch + kSmallC3);
   float* s4 = scratch + kSmallS4;
-  s4_small(kp, act, scratch + kSmallC3, s4);
+  if (kp.c3_lecun) {
+    spread_s2(s2, scratch + kSmallS2T);
+    c3_small_lecun(kp, act, scratch + kSmallS2T, scratch + kSmallC3);
+    s4_small_lecun(kp, act, scratch + kSmallC3, s4);
+  } else {
+    c3_small(kp, act, s2, scratch + kSmallC3);
+    s4_small(kp, act, scratch + kSmallC3, s4);
+  }
   float* c5 = scratch + kSmallC5;
   dense_small(s4, kC3Maps * 25, kp.c5_wt_pos, kC5Ld, kp.c5_b, kC5Ld, false, c5);
   squash_small(act, c5, kC5Ld);

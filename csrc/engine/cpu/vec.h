@@ -23,7 +23,17 @@ constexpr int W = LENET_W;
 typedef float vf __attribute__((vector_size(W * sizeof(float))));
 typedef int32_t vi __attribute__((vector_size(W * sizeof(int32_t))));
 
-static inline vf bcast(float x) { return vf{} + x; }
+// set1, not vf{} + x: 0 + x is not x for x = -0, so the compiler must add, and every broadcast
+// weight cost a scalar add and a shuffle instead of folding into its FMA ({1to16}).
+#if LENET_W == 16 && defined(__AVX512F__)
+static inline vf bcast(float x) { return (vf)_mm512_set1_ps(x); }
+#elif LENET_W == 8 && defined(__AVX__)
+static inline vf bcast(float x) { return (vf)_mm256_set1_ps(x); }
+#elif LENET_W == 4 && defined(__SSE__)
+static inline vf bcast(float x) { return (vf)_mm_set1_ps(x); }
+#else
+static inline vf bcast(float x) { return x - vf{}; }  // x - 0 is x for every x, -0 included
+#endif
 static inline vf loadu(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
 static inline void storeu(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 // max/min as single instructions (the portable ternary becomes compare + blend).
