@@ -1,7 +1,8 @@
 // Per-stage timings of the CPU engine's kernels (a benchmark tool, not shipped; built and run by
 // tools/stage_timings.py). Includes the AVX-512 kernels the same way kernels_avx512.cpp does and
 // times each fused stage of the wide path (16 images, one per lane) and of the small path (one
-// image, positions in lanes) on one thread, with a lenet5 model of random weights packed by the
+// image, positions in lanes) on one thread, and whole engine calls (a block of 16 on 1 and on 2
+// threads), with a lenet5 model of random weights packed by the
 // real CpuEngine. Prints one JSON object: nanoseconds per call of each stage, best of N rounds.
 #define LENET_W 16
 #define LENET_ISA_NS avx512
@@ -108,7 +109,12 @@ int main() {
   std::printf("\"total\": %.0f}, ", best_ns([&] { run_small(kp, batch, 0, scratch, scores.data()); }));
   std::printf("\"engine_call_1\": %.0f, ", best_ns([&] {
     InputBatch one = batch; one.n = 1; engine.scores(one, scores.data()); }));
-  std::printf("\"engine_call_16\": %.0f}\n", best_ns([&] { engine.scores(batch, scores.data()); }, 7, 50));
+  std::printf("\"engine_call_16\": %.0f, ", best_ns([&] { engine.scores(batch, scores.data()); }, 7, 50));
+  // The same block shared by two threads stage by stage (CpuEngine::shared_block): about half
+  // when the second core is free, no gain when something else keeps it busy.
+  const CpuEngine engine2(random_lenet5(), 2, Isa::Avx512);
+  std::printf("\"engine_call_16_2_threads\": %.0f}\n",
+              best_ns([&] { engine2.scores(batch, scores.data()); }, 7, 50));
   std::free(scratch);
   return 0;
 }

@@ -102,6 +102,8 @@ def main() -> int:
     print("wide path, 16 images: " + ", ".join(
         f"{k} {v / 1e3:.1f} us ({100 * v / wide['total']:.0f} %)" for k, v in wide.items() if k != "total")
         + f"; total {wide['total'] / 1e3:.1f} us = {16e9 / wide['total']:,.0f} images/s/core")
+    print(f"engine call, 16 images: {stages['engine_call_16'] / 1e3:.1f} us on 1 thread, "
+          f"{stages['engine_call_16_2_threads'] / 1e3:.1f} us on 2 threads (one block shared)")
     print("small path, 1 image: " + ", ".join(
         f"{k} {v / 1e3:.2f} us" for k, v in small.items() if k != "total")
         + f"; total {small['total'] / 1e3:.2f} us")
