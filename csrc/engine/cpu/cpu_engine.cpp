@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <thread>
+
+#include <sched.h>
 
 namespace lenet::cpu {
 
@@ -44,6 +47,9 @@ struct Scratch {
 };
 thread_local Scratch tls_scratch;
 
+// Longer than any part of a shared block takes (the largest, C1+S2 of one map, is ~10 us).
+constexpr auto kStall = std::chrono::microseconds(50);
+
 // Stages run in order by every thread that joins: the parts of a stage go to whichever thread
 // takes them first, and a thread that finds none left waits until the stage's last part is done.
 // A thread that joins late finds work done and skips it, so the caller alone can run everything
@@ -60,14 +66,35 @@ class StagedWork {
         part(s, p);
         done_[s].fetch_add(1, std::memory_order_release);
       }
-      for (int i = 0; done_[s].load(std::memory_order_acquire) < parts_[s]; ++i) ThreadPool::relax(i);
+      wait_stage(s);
     }
   }
 
+  // Whether a thread waited at a stage's end longer than a part takes (kStall): the thread
+  // holding that part was descheduled, i.e. the machine's cores are busy with other work.
+  bool stalled() const { return stalled_.load(); }
+
  private:
+
+  void wait_stage(int s) {
+    std::chrono::steady_clock::time_point start;
+    for (int i = 0; done_[s].load(std::memory_order_acquire) < parts_[s]; ++i) {
+      if (i % 256 == 255) {  // a clock read now and then; past kStall, yield to the holder
+        const auto now = std::chrono::steady_clock::now();
+        if (i == 255) start = now;
+        else if (now - start > kStall) stalled_ = true;
+        if (stalled_.load()) sched_yield();
+      }
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+  }
+
   int stages_;
   const int* parts_;
   std::atomic<int> next_[kMaxStages] = {}, done_[kMaxStages] = {};
+  std::atomic<bool> stalled_{false};
 };
 
 }  // namespace
@@ -174,7 +201,7 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
   const bool rem_small = rem > 0 && (!wide || rem < small_limit_);
   const int64_t tasks = full + (rem == 0 ? 0 : rem_small ? rem : 1);
   std::atomic<bool> out_of_memory{false};
-  if (full == 1 && rem < small_limit_ && pool_->size() > 1) return shared_block(batch, scores, rem);
+  if (full == 1 && rem < small_limit_ && pool_->size() > 1 && share_now()) return shared_block(batch, scores, rem);
   const std::function<void(int64_t)> task = [&](int64_t t) {
     float* s;
     try {
@@ -207,6 +234,12 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
 
 namespace lenet::cpu {
 
+bool CpuEngine::share_now() const {
+  if (share_skip_.load(std::memory_order_relaxed) <= 0) return true;
+  share_skip_.fetch_sub(1, std::memory_order_relaxed);
+  return false;
+}
+
 // One full block (plus fewer than small_limit_ single images): the pool's threads share it stage
 // by stage (a block per thread would leave all but one idle), then take the single images.
 int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t rem) const {
@@ -220,6 +253,9 @@ int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t 
   StagedWork work(k.wide_stages + 1, parts);
   std::atomic<bool> block_bad{false};
   std::atomic<int64_t> first_bad{-1};
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int> helped{0};  // parts run by the other threads
+  std::chrono::steady_clock::time_point caller_done;
   const std::function<void(int64_t)> join = [&](int64_t) {
     float* own;
     try {
@@ -227,7 +263,9 @@ int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t 
     } catch (const std::bad_alloc&) {  // this worker stays out; the others do its share
       return;
     }
+    const bool is_caller = std::this_thread::get_id() == caller;
     work.join([&](int stage, int part) {
+      if (!is_caller) helped.fetch_add(1, std::memory_order_relaxed);
       if (stage < k.wide_stages) {
         if (!k.run_wide_part(params_, batch, 0, k.lanes, stage, part, block, own, scores))
           block_bad = true;
@@ -240,8 +278,21 @@ int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t 
         }
       }
     });
+    if (is_caller) caller_done = std::chrono::steady_clock::now();
   };
   if (!pool_->try_run(pool_->size(), join)) join(0);  // pool busy: the caller runs every stage
+  // Sharing pays when the other threads come at once: on a machine whose cores are busy with
+  // other work, a worker wakes late (the caller then waits for it at the end) or is descheduled
+  // inside a part (a stall of a scheduler time slice, milliseconds, where sharing saves ~60 us).
+  // Then the next calls run their block on one thread, twice as many after each further miss.
+  const bool late = std::chrono::steady_clock::now() - caller_done > kStall;
+  if (work.stalled() || late || helped.load() == 0) {
+    const int backoff = share_backoff_.load();
+    share_backoff_ = backoff < kMaxShareBackoff ? 2 * backoff : backoff;
+    share_skip_ = backoff;
+  } else {
+    share_backoff_ = kMinShareBackoff;
+  }
   if (block_bad)  // which image: re-check the block's images one by one (error path only)
     for (int64_t i = 0; i < k.lanes; ++i)
       if (!k.run_small(params_, batch, i, block, scores)) return i;

@@ -1,6 +1,7 @@
 #pragma once
 // The CPU backend: a validated Model, its weights repacked for the kernels, the kernel set of the
 // running CPU and a thread pool. Thread-safe: scores() may be called from several threads at once.
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -43,6 +44,7 @@ class CpuEngine {
  private:
   void pack_weights();
   int64_t shared_block(const InputBatch& batch, float* scores, int64_t rem) const;
+  bool share_now() const;  // false while backing off after a stalled shared block
 
   Model model_;
   const KernelSet* kernels_;
@@ -50,6 +52,9 @@ class CpuEngine {
   std::vector<float> c3_wo_, c5_wt_pos_, c5_wt_, c5_b_, f6_wt_, f6_b_, out_wt_, out_b_, small_in_[2];
   std::unique_ptr<ThreadPool> pool_;
   int small_limit_;
+  // Calls left that run a lone block on one thread, and how many the next stall will cost.
+  static constexpr int kMinShareBackoff = 16, kMaxShareBackoff = 4096;
+  mutable std::atomic<int> share_skip_{0}, share_backoff_{kMinShareBackoff};
 };
 
 }  // namespace lenet::cpu

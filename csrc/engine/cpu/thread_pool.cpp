@@ -1,6 +1,5 @@
 #include "engine/cpu/thread_pool.h"
 
-#include <sched.h>
 #include <unistd.h>
 
 namespace lenet::cpu {
@@ -27,16 +26,6 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::drain(State& s) {
   for (int64_t t; (t = s.next.fetch_add(1, std::memory_order_relaxed)) < s.n_tasks;) (*s.fn)(t);
-}
-
-void ThreadPool::relax(int spins) {
-  if (spins < 1000) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  } else {
-    sched_yield();
-  }
 }
 
 void ThreadPool::worker_loop(State& s) {

@@ -47,11 +47,6 @@ class ThreadPool {
   static void worker_loop(State& s);
   static void drain(State& s);
 
- public:
-  // One step of a busy wait (StagedWork's stage ends): a pause, and after a while a yield so a
-  // descheduled thread that holds the awaited work can run.
-  static void relax(int spins);
-
   int owner_pid_;
   int size_;
   std::unique_ptr<State> state_;
