@@ -128,6 +128,20 @@ def test_every_isa_and_thread_count(model_and_engine, reference, isa, threads, m
             lenet_ext.from_state_dict(model.spec, model.state_dict(), isa=w)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_batch_size_for_every_isa(model_and_engine, reference, isa, threads):
+    """Sizes 1-70 on each kernel set: small path, shared lone blocks with single images,
+    several blocks, partial blocks (the lanes and the small-path limit differ per set)."""
+    model, _ = model_and_engine
+    if ISAS.index(isa) > ISAS.index(lenet_ext.build_info()["cpu_isa"]):
+        pytest.skip(f"this CPU cannot run {isa}")
+    engine = lenet_ext.from_state_dict(model.spec, model.state_dict(), threads=threads, isa=isa)
+    for n in range(1, 71):
+        start = (n * 53) % 1000
+        assert_scores_close(engine.scores(IMAGES[start:start + n]), reference[start:start + n])
+
+
 def test_bad_isa_cap(model_and_engine, monkeypatch):
     model, _ = model_and_engine
     monkeypatch.setenv("LENET_MAX_CPU_ISA", "sse9")
