@@ -40,6 +40,13 @@ from .variety import camera, pen
 
 RUBBISH = 10
 SOURCES = ("mnist", "print", "handwriting", "rubbish")
+# Real handwriting varies far more than any font: half the digits are MNIST writers' digits, the
+# rest fonts (print a little less than handwriting).
+MNIST_SHARE = 0.5
+PRINT_OF_FONTS = 0.45
+# How far ``pen`` moves an MNIST digit from its writer's hand (fonts get the full 1.0). A trial
+# with 0.8 (and more strips) read more MNIST digits but fewer printed ones, and more marks.
+MNIST_PEN = 0.5
 DATA_FILE = "reader-data.npz"
 # Strips per part (train / validation) and how a strip's digits are drawn. About 5 crops a strip.
 DEFAULT_STRIPS = {"train": 9000, "val": 1200}
@@ -86,13 +93,14 @@ class GlyphSource:
         ys, xs = np.nonzero(d > 0.1)
         d = np.pad(d[ys.min():ys.max() + 1, xs.min():xs.max() + 1], 2)
         d = _fit(d, height + 4)
-        return Item(pen(d, self.rng, strength=0.5), int(self.mnist_y[i]), 0)
+        return Item(pen(d, self.rng, strength=MNIST_PEN), int(self.mnist_y[i]), 0)
 
     def digit(self, height: int) -> Item:
         r = self.rng.random()
-        if r < 0.3:
+        if r < MNIST_SHARE:
             return self.mnist_digit(height)
-        return self.font_digit("print" if r < 0.62 else "handwriting", height)
+        print_share = (1 - MNIST_SHARE) * PRINT_OF_FONTS
+        return self.font_digit("print" if r < MNIST_SHARE + print_share else "handwriting", height)
 
     def rubbish(self, height: int) -> Item:
         """A shape that is not a digit. Thin upright shapes are drawn again: a stroke that stands
