@@ -1,9 +1,16 @@
-"""Helpers shared by the test packages: spread-out models, checkpoints, lenet-export in-process."""
+"""Helpers shared by the test packages: spread-out models, checkpoints, lenet-export in-process,
+a training run killed and resumed."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -46,3 +53,38 @@ def run_export(*argv) -> tuple[int, str, str]:
         except SystemExit as exc:  # argparse errors
             rc = exc.code
     return rc, out.getvalue(), err.getvalue()
+
+
+@dataclass
+class KilledRun:
+    reference: Path                       # the same run, never interrupted
+    killed: Path                          # the run directory of the killed one
+    after_kill: dict                      # its last.pt as the kill left it
+    epochs_logged: int                    # lines of its metrics.jsonl as the kill left it
+    resumed: subprocess.CompletedProcess  # `lenet-train ... --resume` on it
+
+
+def kill_then_resume(args: list[str], tmp_path: Path, ready: str, settle: float = 0.0,
+                     timeout: float = 300) -> KilledRun:
+    """The experiment behind every resume test: ``lenet-train ARGS`` run to the end, the same run
+    SIGKILLed once the file ``ready`` appears in its run directory (plus ``settle`` seconds), then
+    resumed with ``--resume``. The caller asserts what the kill left and what resuming made."""
+    from lenet.checkpoint import load_checkpoint
+
+    train = [str(Path(sys.executable).parent / "lenet-train"), "--quiet", *args]
+    reference, killed = tmp_path / "ref", tmp_path / "killed"
+    done = subprocess.run([*train, "--out", str(reference)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen([*train, "--out", str(killed)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not (killed / ready).exists() and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(settle)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    after_kill = load_checkpoint(killed / "last.pt")
+    metrics = killed / "metrics.jsonl"
+    logged = len(metrics.read_text().splitlines()) if metrics.exists() else 0
+    resumed = subprocess.run([*train, "--out", str(killed), "--resume"], capture_output=True, text=True)
+    return KilledRun(reference, killed, after_kill, logged, resumed)

@@ -29,7 +29,7 @@ from lenet.checkpoint import CheckpointError, load_checkpoint
 from lenet.export import STAGING_PREFIX
 from lenet.spec import ArchSpec, SpecError, spec_for
 
-from .support import make_model, run_export, write_checkpoint
+from .support import kill_then_resume, make_model, run_export, write_checkpoint
 
 BIN = Path(sys.executable).parent
 
@@ -437,23 +437,11 @@ def test_15_train_non_finite_numbers_are_usage_errors(tmp_path, flag, value):
 @pytest.mark.slow
 def test_16_killed_first_epoch_resumes_bit_identically(tmp_path):
     common = ["--arch", "lenet-relu", "--epochs", "1", "--batch-size", "16", "--augment", "--seed", "3"]
-    ref = tmp_path / "ref"
-    assert run("lenet-train", "--quiet", *common, "--out", ref).returncode == 0
-
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen([str(BIN / "lenet-train"), "--quiet", *common, "--out", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (killed / "last.pt").exists() and time.time() < deadline:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert load_checkpoint(killed / "last.pt")["epoch"] == 0  # killed inside the first epoch
-
-    resumed = run("lenet-train", "--quiet", *common, "--out", killed, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "after epoch 0/1" in resumed.stderr
-    a, b = load_checkpoint(ref / "last.pt"), load_checkpoint(killed / "last.pt")
+    r = kill_then_resume(common, tmp_path, ready="last.pt")
+    assert r.after_kill["epoch"] == 0  # killed inside the first epoch
+    assert r.resumed.returncode == 0, r.resumed.stderr
+    assert "after epoch 0/1" in r.resumed.stderr
+    a, b = load_checkpoint(r.reference / "last.pt"), load_checkpoint(r.killed / "last.pt")
     for name, t in a["model"].items():
         assert torch.equal(t, b["model"][name]), name
 

@@ -1,9 +1,7 @@
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,8 @@ import torch
 
 from lenet.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from lenet.train import main
+
+from ..support import kill_then_resume
 
 BIN = Path(sys.executable).parent
 
@@ -41,26 +41,12 @@ def test_short_training_run_learns(tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     common = ["--arch", "lenet-relu", "--epochs", "3", "--batch-size", "16", "--augment", "--seed", "7"]
-    ref = tmp_path / "ref"
-    assert run_train(*common, "--out", str(ref)).returncode == 0
-
-    run = tmp_path / "killed"
-    proc = subprocess.Popen([str(BIN / "lenet-train"), "--quiet", *common, "--out", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.4)  # well into epoch 2
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = (run / "metrics.jsonl").read_text().splitlines()
-    assert len(done) == 1, "the kill should land in epoch 2"
-    assert load_checkpoint(run / "last.pt")["epoch"] == 1   # intact after the kill
-
-    r = run_train(*common, "--out", str(run), "--resume")
-    assert r.returncode == 0, r.stderr
-    a = load_checkpoint(ref / "last.pt")
-    b = load_checkpoint(run / "last.pt")
+    r = kill_then_resume(common, tmp_path, ready="metrics.jsonl", settle=0.4)  # well into epoch 2
+    assert r.epochs_logged == 1, "the kill should land in epoch 2"
+    assert r.after_kill["epoch"] == 1   # intact after the kill
+    assert r.resumed.returncode == 0, r.resumed.stderr
+    a = load_checkpoint(r.reference / "last.pt")
+    b = load_checkpoint(r.killed / "last.pt")
     for k in ("train_loss", "train_acc", "test_loss", "test_acc"):
         assert [m[k] for m in a["metrics"]] == [m[k] for m in b["metrics"]], k
     for name, t in a["model"].items():
