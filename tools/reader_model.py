@@ -7,9 +7,9 @@ threshold → the model shipped in python/lenet/digits/model/.
 2. ``lenet-train --arch lenet5 --dataset reader`` with RECIPE (lenet5: 60,000 parameters, the
    RBF head whose MAP criterion has the rubbish class).
 3. ``lenet-export`` to ONNX; the shipped directory keeps model.onnx and its manifest only.
-4. The default ``--min-confidence``: on the validation crops (other seeds, same fonts, MNIST
-   writers held back from training; digits vs rubbish) the strictest threshold that refuses at
-   most 2 % of the digits; both error rates recorded.
+4. The default ``--min-confidence``: on the validation crops (other seeds, same fonts, the same
+   MNIST writers drawn anew; digits vs rubbish) the strictest threshold that refuses at most 2 %
+   of the digits; both error rates recorded.
 
 The recipe, the data's description, the held-out fonts and these figures go into the shipped
 manifest under "reader"; tools/reader_eval.py adds the held-out page figures.
