@@ -49,11 +49,10 @@ def data_key() -> str:
     return h.hexdigest()[:16]
 
 
-def make_data(build: Path) -> Path:
+def make_data(build: Path, key: str) -> Path:
     from lenet.digits import training_data
 
     folder = build / "reader-data"
-    key = data_key()
     stamp = folder / "key.txt"
     if stamp.is_file() and stamp.read_text().strip() == key and (folder / training_data.DATA_FILE).is_file():
         print(f"reader data: cached in {folder}", file=sys.stderr)
@@ -150,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     RECIPE.update(epochs=args.epochs, train_strips=args.train_strips)
     build = Path(args.build)
     t0 = time.perf_counter()
-    data = make_data(build)
+    key = data_key()  # once: the data cache and the run directory must name the same data
+    data = make_data(build, key)
     t_data = time.perf_counter() - t0
     # One run directory per recipe: an interrupted run resumes, another recipe starts afresh.
-    recipe_key = hashlib.sha256((data_key() + json.dumps(RECIPE, sort_keys=True)).encode()).hexdigest()[:16]
+    recipe_key = hashlib.sha256((key + json.dumps(RECIPE, sort_keys=True)).encode()).hexdigest()[:16]
     run = build / f"reader-run-{recipe_key}"
     checkpoint = train(data, run)
     t_train = time.perf_counter() - t0 - t_data
