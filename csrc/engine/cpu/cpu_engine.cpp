@@ -230,10 +230,6 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
   return first_bad.load();
 }
 
-}  // namespace lenet::cpu
-
-namespace lenet::cpu {
-
 bool CpuEngine::share_now() const {
   if (share_skip_.load(std::memory_order_relaxed) <= 0) return true;
   share_skip_.fetch_sub(1, std::memory_order_relaxed);
