@@ -2,7 +2,8 @@
 
 Pages (lenet.digits.evaluate): handwriting and print digits in fonts the reader model never saw
 (fonts.HELD_OUT) and the held-out MNIST test digits, photographed with uneven light, shadow,
-perspective, blur, noise, JPEG 60-80, blue or black ink, ruled or plain paper, non-digit marks.
+perspective, blur, noise, JPEG 60-80, blue or black ink, ruled or plain paper, non-digit marks
+(some written right after a number, as units are).
 Prints a table (digits read by edit distance in reading order, numbers read exactly, marks read
 as digits, per kind of page) against the targets of the reader's issue.
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
 
     from lenet.digits import evaluate
-    from lenet.digits.classify import DEFAULT_MODEL, load_classifier, reader_settings
+    from lenet.digits.classify import DEFAULT_MODEL, load_classifier
     from lenet.digits.reader import DigitReader, ReaderOptions
     from lenet.digits.synth import heldout_digits
 
@@ -39,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="model (default: the bundled one)")
     p.add_argument("--pages", type=int, nargs=3, default=(16, 14, 12), metavar=("HAND", "PRINT", "MNIST"),
                    help="pages per kind (default 16 14 12)")
-    p.add_argument("--min-confidence", type=float, default=None)
+    p.add_argument("--min-confidence", type=float, default=None, help="default: the model's manifest")
+    p.add_argument("--min-confidence-in-number", type=float, default=None, help="default: the model's manifest")
+    p.add_argument("--unit-marks", type=float, default=None,
+                   help="share of numbers followed by a unit-like letter at digit spacing "
+                        "(default %(default)s: lenet.digits.evaluate.UNIT_MARKS; 0: marks apart from numbers only)")
     p.add_argument("--no-jitter", action="store_true")
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--samples", help="write the first page of each kind, annotated, to this directory")
@@ -47,18 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--errors", action="store_true", help="list every error")
     args = p.parse_args(argv)
 
-    settings = reader_settings(args.model)
-    threshold = args.min_confidence if args.min_confidence is not None else float(
-        settings.get("min_confidence", ReaderOptions().min_confidence))
+    options = ReaderOptions.for_model(args.model, min_confidence=args.min_confidence,
+                                      min_confidence_in_number=args.min_confidence_in_number,
+                                      jitter=not args.no_jitter)
+    unit_marks = evaluate.UNIT_MARKS if args.unit_marks is None else args.unit_marks
     clf = load_classifier(args.model)
-    reader = DigitReader(clf, ReaderOptions(min_confidence=threshold, jitter=not args.no_jitter))
+    reader = DigitReader(clf, options)
     mnist = heldout_digits()
     results = {}
     total_marks = total_read = 0
-    print(f"model {args.model} ({clf.backend}), min confidence {threshold}", file=sys.stderr)
+    print(f"model {args.model} ({clf.backend}), min confidence {options.min_confidence}, in a number "
+          f"{options.min_confidence_in_number}, unit marks {unit_marks}", file=sys.stderr)
     for kind, count in zip(evaluate.KINDS, args.pages):
         t0 = time.perf_counter()
-        pages = evaluate.make_pages(kind, count, SEEDS[kind], mnist=mnist)
+        pages = evaluate.make_pages(kind, count, SEEDS[kind], mnist=mnist, unit_marks=unit_marks)
         score = evaluate.Score()
         for i, page in enumerate(pages):
             result = reader.read(page.image, f"{kind} {i}")
@@ -98,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         manifest_path = Path(args.model) / "manifest.json"
         manifest = json.loads(manifest_path.read_text())
         manifest.setdefault("reader", {})["heldout_pages"] = {
-            **results, "command": "make reader-eval (tools/reader_eval.py)", "min_confidence": threshold}
+            **results, "command": "make reader-eval (tools/reader_eval.py)", "unit_marks": unit_marks,
+            "min_confidence": options.min_confidence, "min_confidence_in_number": options.min_confidence_in_number}
         manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     return 0
 

@@ -102,6 +102,24 @@ def test_camera_that_does_not_exist(capsys, reader_model):
     assert "camera 97: cannot be opened" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option", ["--min-confidence", "--min-confidence-in-number"])
+def test_confidence_out_of_range(capsys, reader_model, option):
+    rc = main(["page.png", "--model", str(reader_model), option, "1.5"])
+    assert rc == 2
+    assert f"{option} must be in [0, 1], got 1.5" in capsys.readouterr().err
+
+
+def test_reader_options_come_from_the_manifest(tmp_path):
+    from lenet.digits.reader import ReaderOptions
+
+    (tmp_path / "manifest.json").write_text(
+        '{"reader": {"min_confidence": 0.4, "min_confidence_in_number": 0.12}}')
+    assert ReaderOptions.for_model(tmp_path).min_confidence_in_number == 0.12
+    options = ReaderOptions.for_model(tmp_path, min_confidence=0.3, min_confidence_in_number=None)
+    assert (options.min_confidence, options.min_confidence_in_number) == (0.3, 0.12)
+    assert ReaderOptions.for_model(tmp_path / "elsewhere") == ReaderOptions()
+
+
 def test_live_without_a_display(monkeypatch, capsys, reader_model, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -137,6 +137,33 @@ def test_a_refused_digit_keeps_its_number_together():
     assert numbers == [] and len(left_out) == 2
 
 
+def test_a_shape_among_read_digits_is_read_at_the_in_number_threshold():
+    def d(v, x, conf, h=40, y=10):
+        return Digit(v, conf, (x, y, 25, h), accepted=conf >= 0.36)
+    line = [d(1, 10, 0.9), d(2, 40, 0.2), d(7, 70, 0.9), d(4, 100, 0.05), d(5, 130, 0.2, h=22, y=28)]
+    # Without an in-number threshold: "?" between read digits, trimmed at the end.
+    numbers, left_out = group_numbers(line)
+    assert [n.text for n in numbers] == ["1?7"] and len(left_out) == 2
+    # With one: the unsure 2 is read; the 4 is under it and the small 5 (a letter's x-height)
+    # is not digit-sized, so both stay out of the number.
+    numbers, left_out = group_numbers(line, in_number=0.15)
+    assert [n.text for n in numbers] == ["127"] and sorted(x.box[0] for x in left_out) == [100, 130]
+    assert line[1].accepted is False  # the caller's shapes are not changed
+    # A shape alone (no read digit in its run) is never rescued.
+    numbers, left_out = group_numbers([d(1, 10, 0.9), d(2, 200, 0.2)], in_number=0.15)
+    assert [n.text for n in numbers] == ["1"] and [x.box[0] for x in left_out] == [200]
+
+
+def test_a_small_read_shape_is_not_a_digit_of_the_line():
+    # "40%": the circles of the % read as confident 0s, but they are half the digits' height.
+    def d(v, x, h=40, y=10, w=25):
+        return Digit(v, 0.99, (x, y, w, h))
+    line = [d(4, 10), d(0, 40), d(0, 70, h=20), d(1, 80, h=38, w=20), d(0, 92, h=20, y=30)]
+    numbers, left_out = group_numbers(line)
+    assert [n.text for n in numbers] == ["40", "1"]
+    assert sorted(x.box[0] for x in left_out) == [70, 92]
+
+
 def test_video_mode_does_not_read_digits_cut_by_the_frame(heldout_digits):
     x, _ = heldout_digits
     img = paper(300, 700)

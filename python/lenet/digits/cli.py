@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"data; {ReaderOptions().min_confidence} for models without one). Confidence: softmax for linear heads; for lenet5's RBF head "
                         "the posterior with the MAP criterion's rubbish class, so a shape far from "
                         "every digit prototype scores near 0 (see lenet.digits.classify)")
+    p.add_argument("--min-confidence-in-number", type=float, default=None, metavar="P",
+                   help="a shape refused by --min-confidence but sitting among read digits, at their "
+                        "height, is read if its confidence is at least P (default: the manifest's, "
+                        "chosen on validation data; none for models without one: such shapes stay "
+                        "'?' in their number)")
     p.add_argument("--deskew", action="store_true", help="straighten slanted digits by their moments")
     p.add_argument("--no-jitter", action="store_true",
                    help="classify each crop once, not averaged over 9 small shifts/scalings/rotations")
@@ -363,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         parser_error = "give either IMAGE files or --video/--camera, not both"
     elif args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         parser_error = f"--min-confidence must be in [0, 1], got {args.min_confidence}"
+    elif args.min_confidence_in_number is not None and not 0.0 <= args.min_confidence_in_number <= 1.0:
+        parser_error = f"--min-confidence-in-number must be in [0, 1], got {args.min_confidence_in_number}"
     elif args.out and (args.video is not None or args.camera is not None) and not args.headless:
         parser_error = "--out with --video/--camera needs --headless (the live window shows the result)"
     elif not (math.isfinite(args.gap) and args.gap > 0):
@@ -386,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(exc))
         return 2
 
-    from .classify import ModelLoadError, load_classifier, reader_settings
+    from .classify import ModelLoadError, load_classifier
     from .reader import DigitReader, ReaderOptions
     from .segment import SegmentOptions
 
@@ -395,9 +402,6 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         _err(str(exc))
         return 2
-    if args.min_confidence is None:
-        args.min_confidence = float(reader_settings(args.model).get("min_confidence",
-                                                                    ReaderOptions().min_confidence))
     jitter = not args.no_jitter
     live = not args.images and not args.headless
     if live and jitter and classifier.backend != "lenet_ext":
@@ -406,9 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         jitter = False
         print(f"lenet-digits: note: {classifier.backend} backend, not lenet_ext: "
               "classifying each crop once for speed", file=sys.stderr)
-    options = ReaderOptions(min_confidence=args.min_confidence, deskew=args.deskew,
-                            jitter=jitter, gap=args.gap, segment=SegmentOptions(ink=args.ink),
-                            skip_border=not args.images)
+    options = ReaderOptions.for_model(args.model, min_confidence=args.min_confidence,
+                                      min_confidence_in_number=args.min_confidence_in_number,
+                                      deskew=args.deskew, jitter=jitter, gap=args.gap,
+                                      segment=SegmentOptions(ink=args.ink), skip_border=not args.images)
     try:
         reader = DigitReader(classifier, options)
     except ValueError as exc:

@@ -9,7 +9,8 @@ Three kinds of page, none of which the reader model was trained on:
 
 Every page is photographed (``synth.make_page``): uneven light and shadow, perspective up to 5 %,
 blur, noise, JPEG 60-80, black or blue ink, ruled or plain paper, and marks that are not digits
-(letters in the held-out fonts, smudges, dashes).
+(letters in the held-out fonts, smudges, dashes; and letters or symbols right after a fifth of the
+numbers, at the spacing of the number's digits, as units are written).
 
 Scores: *digits read* = 1 − (edit distance between the page's digits in reading order and the
 digits read, "?" counting as a wrong digit) / digits; *numbers read exactly* = numbers whose box
@@ -28,6 +29,9 @@ from .synth import Page, PageStyle, make_page
 from .variety import pen
 
 KINDS = ("handwriting", "print", "mnist")
+# Share of numbers followed by a letter or symbol at digit spacing, as units are ("12 kg", "40 %"):
+# the marks a reader is most tempted to read as one more digit of the number.
+UNIT_MARKS = 0.2
 
 
 def _font_digits(kind: str, count: int, rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
@@ -42,7 +46,7 @@ def _font_digits(kind: str, count: int, rng: np.random.Generator) -> tuple[list[
 
 
 def make_pages(kind: str, count: int, seed: int = 0, *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
-               lines: int = 7) -> list[Page]:
+               lines: int = 7, unit_marks: float = UNIT_MARKS) -> list[Page]:
     """``count`` held-out pages of one kind (``mnist`` needs the held-out digits: x, y)."""
     rng = np.random.default_rng(seed)
     mark_fonts = tuple(f for p in fonts.HELD_OUT for f in fonts.font_files(p))
@@ -55,7 +59,8 @@ def make_pages(kind: str, count: int, seed: int = 0, *, mnist: tuple[np.ndarray,
     pages, start = [], 0
     for i in range(count):
         style = PageStyle(ink="blue" if rng.random() < 0.4 else "black", ruled=bool(rng.random() < 0.5),
-                          perspective=0.05, jpeg=(60, 81), mark_fonts=mark_fonts)
+                          perspective=0.05, jpeg=(60, 81), mark_fonts=mark_fonts,
+                          unit_marks=unit_marks)
         page, used = make_page(digits[start:], labels[start:], rng, lines=lines, style=style)
         if used == 0:
             raise ValueError(f"{kind}: only {start} digits for {count} pages")

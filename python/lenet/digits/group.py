@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -60,14 +60,27 @@ def lines_of(digits: list[Digit]) -> list[list[Digit]]:
     return sorted(lines, key=lambda g: float(np.median([d.box[1] + d.box[3] / 2 for d in g])))
 
 
-def group_numbers(digits: list[Digit], gap: float = 0.6) -> tuple[list[Number], list[Digit]]:
-    """Numbers in reading order, and the refused digits left out of them.
+# A shape belongs to a number only if its height is within these bounds × the line's median digit
+# height. Below: the dot of a decimal point, a piece of a symbol (the circles of a "%", which are
+# perfect 0s once normalized to 28×28), a small letter. Above: a bracket, a smudge, a hand.
+NUMBER_HEIGHT = (0.6, 1.6)
+# A shape refused by the page's threshold but sitting among read digits is read after all when
+# its confidence reaches the in-number threshold and it is this close to their height: a digit
+# the network is unsure of, not a letter after a number.
+DIGIT_HEIGHT = (0.75, 1.35)
+
+
+def group_numbers(digits: list[Digit], gap: float = 0.6, in_number: float | None = None
+                  ) -> tuple[list[Number], list[Digit]]:
+    """Numbers in reading order, and the shapes left out of them.
 
     Within a line a number ends where the space to the next digit is more than ``gap`` × the
-    line's median digit height. A refused shape (``accepted=False``) stays in its number as "?"
-    when it lies between two read digits and is digit-sized (a digit the network is unsure of
-    must not split a number in two); at a number's ends, or when it is much smaller or larger
-    than the digits, it is not part of the number, and a shape of the wrong size also ends it."""
+    line's median digit height. A shape of the wrong height for the line (``NUMBER_HEIGHT``), read
+    or refused, is not part of a number and ends it. A refused shape (``accepted=False``) among
+    read digits is read after all when its confidence is at least ``in_number`` (None: never) and
+    it is digit-sized (``DIGIT_HEIGHT``): inside a number a shape is most likely a digit. Else it
+    stays in its number as "?" when it lies between two read digits (a digit the network is unsure
+    of must not split a number in two); at a number's ends it is not part of the number."""
     numbers: list[Number] = []
     left_out: list[Digit] = []
     for line in lines_of(digits):
@@ -83,9 +96,11 @@ def group_numbers(digits: list[Digit], gap: float = 0.6) -> tuple[list[Number], 
                 runs.append([])
             runs[-1].append(d)
         for run in runs:
+            if in_number is not None and any(d.accepted for d in run):
+                run = [replace(d, accepted=True) if _rescued(d, height, in_number) else d for d in run]
             current: list[Digit] = []
             for d in run:
-                if not d.accepted and not 0.6 * height <= d.box[3] <= 1.6 * height:
+                if not NUMBER_HEIGHT[0] * height <= d.box[3] <= NUMBER_HEIGHT[1] * height:
                     numbers += _trimmed(current, left_out)
                     left_out.append(d)
                     current = []
@@ -93,6 +108,11 @@ def group_numbers(digits: list[Digit], gap: float = 0.6) -> tuple[list[Number], 
                     current.append(d)
             numbers += _trimmed(current, left_out)
     return numbers, left_out
+
+
+def _rescued(d: Digit, height: float, in_number: float) -> bool:
+    return (not d.accepted and d.confidence >= in_number
+            and DIGIT_HEIGHT[0] * height <= d.box[3] <= DIGIT_HEIGHT[1] * height)
 
 
 def _trimmed(run: list[Digit], left_out: list[Digit]) -> list[Number]:

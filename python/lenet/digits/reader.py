@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .classify import Classifier, confidences
+from .classify import Classifier, confidences, reader_settings
 from .boxes import Box
 from .group import Digit, Number, group_numbers
 from .normalize import jitters, to_mnist
@@ -17,6 +17,7 @@ from .segment import Candidate, SegmentOptions, find_candidates
 @dataclass(frozen=True)
 class ReaderOptions:
     min_confidence: float = 0.1   # below: "not a digit" (see classify.py for what it means)
+    min_confidence_in_number: float | None = None  # refused shapes among read digits: see group.py
     deskew: bool = False          # MNIST itself is not deskewed, so a model trained on it isn't either
     jitter: bool = True           # average over small re-registrations (normalize.jitters)
     split_aspect: float = 1.1     # blobs wider than this × height are also tried as two digits (0: never)
@@ -24,11 +25,21 @@ class ReaderOptions:
     skip_border: bool = False     # video/camera: a shape touching the frame's edge may be a cut digit
     segment: SegmentOptions = field(default_factory=SegmentOptions)
 
+    @classmethod
+    def for_model(cls, path, **overrides) -> "ReaderOptions":
+        """Options with the thresholds a model's manifest records (chosen on its validation data,
+        tools/reader_model.py), else the defaults; ``overrides`` that are None are ignored."""
+        settings = reader_settings(path)
+        values = {name: settings[name] for name in ("min_confidence", "min_confidence_in_number")
+                  if isinstance(settings.get(name), (int, float))}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
 
 @dataclass
 class Rejected:
     box: Box
-    reason: str                     # "confidence" or a shape reason from segment.py
+    reason: str                     # "confidence", "height" (for its line: group.py) or a shape reason from segment.py
     confidence: float | None = None  # the best class's confidence, when it was classified
     guess: int | None = None
     crop: np.ndarray | None = None
@@ -112,8 +123,10 @@ class DigitReader:
             for box, j in parts:
                 shapes.append(Digit(int(best[j]), float(conf[j]), box, crops[j],
                                     accepted=bool(conf[j] >= self.options.min_confidence)))
-        numbers, left_out = group_numbers(shapes, self.options.gap)
-        rejected += [Rejected(d.box, "confidence", d.confidence, d.digit, d.crop) for d in left_out]
+        numbers, left_out = group_numbers(shapes, self.options.gap, self.options.min_confidence_in_number)
+        # Left out of the numbers: refused shapes, and read ones of the wrong height for their line.
+        rejected += [Rejected(d.box, "height" if d.accepted else "confidence", d.confidence, d.digit, d.crop)
+                     for d in left_out]
         return FrameResult(source, numbers, rejected, (w, h))
 
 

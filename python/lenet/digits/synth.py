@@ -117,6 +117,7 @@ class PageStyle:
     perspective: float = 0.025               # each corner moved by up to this × the page size
     jpeg: tuple[int, int] = (70, 92)         # JPEG quality range
     mark_fonts: tuple[str, ...] | None = None  # font files for the letter marks (None: Hershey)
+    unit_marks: float = 0.0                  # share of numbers followed, at digit spacing, by a letter
 
 
 def make_page(digits, labels: np.ndarray, rng: np.random.Generator, *,
@@ -179,6 +180,14 @@ def make_page(digits, labels: np.ndarray, rng: np.random.Generator, *,
                 x += p.shape[1] + gap
             number.text = "".join(str(d.digit) for d in number.digits)
             numbers.append(number)
+            if style.unit_marks and rng.random() < style.unit_marks:
+                # A unit or a letter written right after the number ("12 kg", "40 %"): as close
+                # as the number's own digits, so the reader must refuse it inside the number.
+                patch = _letter(str(rng.choice(list(MARK_LETTERS))), int(h * rng.uniform(0.6, 1.0)), rng,
+                                mark_fonts)
+                if x + patch.shape[1] <= width - margin:
+                    mark_boxes.append(_paste(ink, patch, x, y + h - patch.shape[0]))
+                    x += patch.shape[1]
             x += int(h * rng.uniform(1.4, 2.6))
         y += int(h * rng.uniform(1.7, 2.3))
 
