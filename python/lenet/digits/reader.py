@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .classify import Classifier, confidences, reader_settings
-from .boxes import Box
-from .group import Digit, Number, group_numbers
+from .boxes import Box, union
+from .group import NUMBER_HEIGHT, Digit, Number, group_numbers
 from .normalize import jitters, to_mnist
 from .segment import Candidate, SegmentOptions, find_candidates
 
@@ -21,6 +21,7 @@ class ReaderOptions:
     deskew: bool = False          # MNIST itself is not deskewed, so a model trained on it isn't either
     jitter: bool = True           # average over small re-registrations (normalize.jitters)
     split_aspect: float = 1.1     # blobs wider than this × height are also tried as two digits (0: never)
+    join: bool = True             # nearby pieces that together are digit-shaped are also tried as one
     gap: float = 0.6              # a space wider than this × digit height ends a number
     skip_border: bool = False     # video/camera: a shape touching the frame's edge may be a cut digit
     segment: SegmentOptions = field(default_factory=SegmentOptions)
@@ -98,7 +99,8 @@ class DigitReader:
             crops = crops[np.array(inside, bool)]
         if not kept:
             return FrameResult(source, [], rejected, (w, h))
-        # Every candidate, plus both halves of each wide one, every re-registration: one call.
+        # Every candidate, both halves of each wide one and the union of each pair that may be one
+        # broken digit, every re-registration: one call.
         extra = []
         halves: dict[int, tuple[int, Split, Split]] = {}
         for i, c in enumerate(kept):
@@ -106,15 +108,35 @@ class DigitReader:
             if split is not None:
                 halves[i] = (len(kept) + len(extra), *split)
                 extra += [to_mnist(part.ink, deskew_crop=self.options.deskew) for part in split]
+        pairs = join_pairs(kept) if self.options.join else []
+        first_pair = len(kept) + len(extra)
+        extra += [to_mnist(joined.ink, deskew_crop=self.options.deskew) for _, _, joined in pairs]
         if extra:
             crops = np.concatenate([crops, np.stack(extra)])
         probs = self.classify(crops)
         best = probs.argmax(axis=1)
         conf = probs[np.arange(len(probs)), best]
+        # Two pieces are one digit if together they are a sure digit (above the threshold and a
+        # coin toss) and either surer than each piece alone (two good digits side by side stay
+        # two) or made of pieces too short to be digits of their line (the top and bottom of an 8
+        # are two fine 0s, but half as tall as the digits around them: see group.NUMBER_HEIGHT).
+        joined: dict[int, tuple[Box, int]] = {}
+        used: set[int] = set()
+        for n in sorted(range(len(pairs)), key=lambda n: -conf[first_pair + n]):
+            i, j, union_ = pairs[n]
+            k = first_pair + n
+            short = max(kept[i].box[3], kept[j].box[3]) < NUMBER_HEIGHT[0] * union_.box[3]
+            if (i in used or j in used or conf[k] < max(self.options.min_confidence, 0.5)
+                    or not (short or conf[k] > max(conf[i], conf[j]))):
+                continue
+            used |= {i, j}
+            joined[i] = (union_.box, k)
         shapes: list[Digit] = []
         for i, c in enumerate(kept):
-            parts = [(c.box, i)]
-            if i in halves:
+            if i in used and i not in joined:
+                continue  # the second piece of a joined pair
+            parts = [joined[i]] if i in joined else [(c.box, i)]
+            if i in halves and i not in joined:
                 k, left, right = halves[i]
                 # Two digits touching, not one wide digit, only if each half is a more confident
                 # digit than the whole: a wide 2 or a 0 stays whole.
@@ -150,6 +172,37 @@ def candidate_crops(image: np.ndarray, options: ReaderOptions = ReaderOptions()
 class Split:
     box: Box
     ink: np.ndarray
+
+
+def join_pairs(kept: list[Candidate]) -> list[tuple[int, int, Split]]:
+    """Neighbouring candidates that may be the pieces of one digit whose stroke broke where the
+    candidate finder could not tell them from two digits (a 9's loop open at one side, a 3 cut at
+    its waist): together they are no wider than tall and about a digit high, and they nearly
+    touch. Returns (i, j, their union). Whether a pair is joined is the classifier's call
+    (DigitReader.read); two digits side by side make a union wider than tall and are not tried."""
+    if len(kept) < 2:
+        return []
+    boxes = [c.box for c in kept]
+    height = float(np.median([b[3] for b in boxes]))
+    order = sorted(range(len(kept)), key=lambda i: boxes[i][0])
+    pairs = []
+    for pos, i in enumerate(order):
+        xi, yi, wi, hi = boxes[i]
+        for j in order[pos + 1:]:
+            xj, yj, wj, hj = boxes[j]
+            if xj > xi + wi + 0.1 * height:
+                break
+            u = union([boxes[i], boxes[j]])
+            gap_y = max(yi, yj) - min(yi + hi, yj + hj)
+            if u[2] > u[3] or u[3] > NUMBER_HEIGHT[1] * height or gap_y > 0.1 * u[3]:
+                continue
+            ink = np.zeros((u[3], u[2]), np.float32)
+            for c in (kept[i], kept[j]):
+                x, y, w, h = c.box
+                region = ink[y - u[1]:y - u[1] + h, x - u[0]:x - u[0] + w]
+                np.maximum(region, c.ink, out=region)
+            pairs.append((i, j, Split(u, ink)))
+    return pairs
 
 
 def split_wide(box: Box, ink: np.ndarray, aspect: float) -> tuple[Split, Split] | None:
