@@ -70,31 +70,35 @@ class StagedWork {
     }
   }
 
-  // Whether a thread waited at a stage's end longer than a part takes (kStall): the thread
-  // holding that part was descheduled, i.e. the machine's cores are busy with other work.
-  bool stalled() const { return stalled_.load(); }
+  // Microseconds that threads waited at stage ends, counting only waits longer than a part
+  // takes (kStall): the thread holding that part was descheduled, i.e. the machine's cores are
+  // busy with other work.
+  int64_t stalled_us() const { return stalled_us_.load(); }
 
  private:
-
   void wait_stage(int s) {
     std::chrono::steady_clock::time_point start;
+    bool stalled = false;
     for (int i = 0; done_[s].load(std::memory_order_acquire) < parts_[s]; ++i) {
       if (i % 256 == 255) {  // a clock read now and then; past kStall, yield to the holder
         const auto now = std::chrono::steady_clock::now();
         if (i == 255) start = now;
-        else if (now - start > kStall) stalled_ = true;
-        if (stalled_.load()) sched_yield();
+        else stalled = stalled || now - start > kStall;
+        if (stalled) sched_yield();
       }
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
 #endif
     }
+    if (stalled)
+      stalled_us_ += std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - start).count();
   }
 
   int stages_;
   const int* parts_;
   std::atomic<int> next_[kMaxStages] = {}, done_[kMaxStages] = {};
-  std::atomic<bool> stalled_{false};
+  std::atomic<int64_t> stalled_us_{0};
 };
 
 }  // namespace
@@ -236,6 +240,30 @@ bool CpuEngine::share_now() const {
   return false;
 }
 
+// A worker that does not come costs a shared block nothing (the caller runs its parts), but one
+// that the scheduler deschedules inside a part makes the others wait for that part. On a quiet
+// machine such stalls are rare and short (an interrupt, the hypervisor: tens of microseconds,
+// about once in a few hundred calls), less than sharing saves; when another runnable task
+// competes for the worker's core they last a scheduler time slice (milliseconds) and come every
+// few calls. So stall time is a debt that each shared call pays down by what sharing saves, and
+// only a debt above kStallBudgetUs backs off: the next calls run their block on one thread, twice
+// as many after each trip that comes before as many clean shared calls as the last back-off had.
+void CpuEngine::note_shared_block(int64_t stalled_us) const {
+  // The engine's threads may race on these counters; the policy only needs them about right.
+  const int64_t debt = std::max<int64_t>(0, stall_debt_us_.load() - kShareGainUs) + stalled_us;
+  const int since_trip = shared_since_trip_.fetch_add(1) + 1;
+  if (debt <= kStallBudgetUs) {
+    stall_debt_us_ = debt;
+    return;
+  }
+  const int backoff = since_trip > share_backoff_.load() ? kMinShareBackoff : share_backoff_.load();
+  share_skip_ = backoff;
+  share_backoff_ = std::min(2 * backoff, kMaxShareBackoff);
+  stall_debt_us_ = 0;
+  shared_since_trip_ = 0;
+  share_trips_.fetch_add(1);
+}
+
 // One full block (plus fewer than small_limit_ single images): the pool's threads share it stage
 // by stage (a block per thread would leave all but one idle), then take the single images.
 int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t rem) const {
@@ -250,8 +278,7 @@ int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t 
   std::atomic<bool> block_bad{false};
   std::atomic<int64_t> first_bad{-1};
   const std::thread::id caller = std::this_thread::get_id();
-  std::atomic<int> helped{0};  // parts run by the other threads
-  std::chrono::steady_clock::time_point caller_done;
+  std::chrono::steady_clock::time_point caller_done{};  // when the caller last left join
   const std::function<void(int64_t)> join = [&](int64_t) {
     float* own;
     try {
@@ -261,7 +288,6 @@ int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t 
     }
     const bool is_caller = std::this_thread::get_id() == caller;
     work.join([&](int stage, int part) {
-      if (!is_caller) helped.fetch_add(1, std::memory_order_relaxed);
       if (stage < k.wide_stages) {
         if (!k.run_wide_part(params_, batch, 0, k.lanes, stage, part, block, own, scores))
           block_bad = true;
@@ -277,18 +303,13 @@ int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t 
     if (is_caller) caller_done = std::chrono::steady_clock::now();
   };
   if (!pool_->try_run(pool_->size(), join)) join(0);  // pool busy: the caller runs every stage
-  // Sharing pays when the other threads come at once: on a machine whose cores are busy with
-  // other work, a worker wakes late (the caller then waits for it at the end) or is descheduled
-  // inside a part (a stall of a scheduler time slice, milliseconds, where sharing saves ~60 us).
-  // Then the next calls run their block on one thread, twice as many after each further miss.
-  const bool late = std::chrono::steady_clock::now() - caller_done > kStall;
-  if (work.stalled() || late || helped.load() == 0) {
-    const int backoff = share_backoff_.load();
-    share_backoff_ = backoff < kMaxShareBackoff ? 2 * backoff : backoff;
-    share_skip_ = backoff;
-  } else {
-    share_backoff_ = kMinShareBackoff;
-  }
+  // The pool's wait for the worker to leave is a stall too when it is longer than a part. (A
+  // caller that never joined found the block done by the worker: it was itself descheduled.)
+  const auto late = caller_done == std::chrono::steady_clock::time_point{}
+                        ? std::chrono::steady_clock::duration{}
+                        : std::chrono::steady_clock::now() - caller_done;
+  note_shared_block(work.stalled_us() +
+                    (late > kStall ? std::chrono::duration_cast<std::chrono::microseconds>(late).count() : 0));
   if (block_bad)  // which image: re-check the block's images one by one (error path only)
     for (int64_t i = 0; i < k.lanes; ++i)
       if (!k.run_small(params_, batch, i, block, scores)) return i;

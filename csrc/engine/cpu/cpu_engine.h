@@ -40,11 +40,14 @@ class CpuEngine {
 
   // The packed weights the kernels read (tools/stage_timings.cpp times the stages on them).
   const KernelParams& kernel_params() const { return params_; }
+  // How many shared blocks stalled and started a back-off (tools/stage_timings.cpp reports it).
+  int64_t share_trips() const { return share_trips_.load(); }
 
  private:
   void pack_weights();
   int64_t shared_block(const InputBatch& batch, float* scores, int64_t rem) const;
-  bool share_now() const;  // false while backing off after a stalled shared block
+  bool share_now() const;  // false while backing off after shared blocks stalled
+  void note_shared_block(int64_t stalled_us) const;
 
   Model model_;
   const KernelSet* kernels_;
@@ -52,9 +55,13 @@ class CpuEngine {
   std::vector<float> c3_wo_, c5_wt_pos_, c5_wt_, c5_b_, f6_wt_, f6_b_, out_wt_, out_b_, small_in_[2];
   std::unique_ptr<ThreadPool> pool_;
   int small_limit_;
-  // Calls left that run a lone block on one thread, and how many the next stall will cost.
+  // The shared block's back-off (note_shared_block): what a shared block saves over one thread
+  // (AVX-512, 16 images: 127 -> about 80 us; less for AVX2's 8), the stall time that trips a
+  // back-off, and the bounds of the number of calls that then run on one thread.
+  static constexpr int64_t kShareGainUs = 20, kStallBudgetUs = 1000;
   static constexpr int kMinShareBackoff = 16, kMaxShareBackoff = 4096;
-  mutable std::atomic<int> share_skip_{0}, share_backoff_{kMinShareBackoff};
+  mutable std::atomic<int> share_skip_{0}, share_backoff_{kMinShareBackoff}, shared_since_trip_{0};
+  mutable std::atomic<int64_t> stall_debt_us_{0}, share_trips_{0};
 };
 
 }  // namespace lenet::cpu
