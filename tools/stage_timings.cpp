@@ -1,8 +1,8 @@
 // Per-stage timings of the CPU engine's kernels (a benchmark tool, not shipped; built and run by
 // tools/stage_timings.py). Includes the AVX-512 kernels the same way kernels_avx512.cpp does and
 // times each fused stage of the wide path (16 images, one per lane) and of the small path (one
-// image, positions in lanes) on one thread, and whole engine calls (a block of 16 on 1 and on 2
-// threads), with a lenet5 model of random weights packed by the
+// image, positions in lanes) on one thread, and whole engine calls (a block of 16 and one image,
+// on 1 and on 2 threads), with a lenet5 model of random weights packed by the
 // real CpuEngine. Prints one JSON object: nanoseconds per call of each stage, best of N rounds.
 #define LENET_W 16
 #define LENET_ISA_NS avx512
@@ -113,8 +113,13 @@ int main() {
   // The same block shared by two threads stage by stage (CpuEngine::shared_block): about half
   // when the second core is free, no gain when something else keeps it busy.
   const CpuEngine engine2(random_lenet5(), 2, Isa::Avx512);
-  std::printf("\"engine_call_16_2_threads\": %.0f}\n",
+  std::printf("\"engine_call_16_2_threads\": %.0f, ",
               best_ns([&] { engine2.scores(batch, scores.data()); }, 7, 50));
+  // One image split over two threads (CpuEngine::shared_small), back to back.
+  std::printf("\"engine_call_1_2_threads\": %.0f, ", best_ns([&] {
+    InputBatch one = batch; one.n = 1; engine2.scores(one, scores.data()); }, 7, 2000));
+  // How often the shared calls above stalled enough to back off to one thread for a while.
+  std::printf("\"share_trips_2_threads\": %lld}\n", static_cast<long long>(engine2.share_trips()));
   std::free(scratch);
   return 0;
 }

@@ -3,11 +3,11 @@
 Engine: builds tools/stage_timings.cpp against the engine's CPU sources (the flags of
 csrc/engine/sources.cmake) and runs it: nanoseconds per call of each fused stage on one thread,
 for the wide path (16 images, AVX-512) and the small path (one image), plus the C++ engine call
-without Python. Then the same engine through Python (``lenet_ext.load(...).scores``, p50), so
+without Python (1 and 2 threads: the shared block and the shared image). Then the same engine through Python (``lenet_ext.load(...).scores``, p50), so
 the gap between the C++ call and the Python call is the binding's share.
 
 Peer: ONNX Runtime on the shipped ``model.onnx`` with its profiler on: microseconds per node
-(median over calls) at each batch size, 1 intra-op thread.
+(median over calls) at each batch size, on 1 and on 2 intra-op threads.
 
     python tools/stage_timings.py ARTIFACT_DIR [--batch-sizes 1,16]
 """
@@ -62,13 +62,13 @@ def p50_us(fn, calls: int = 2000) -> float:
     return statistics.median(times) * 1e6
 
 
-def ort_nodes(model: Path, x: np.ndarray, calls: int = 300) -> tuple[dict[str, float], float]:
+def ort_nodes(model: Path, x: np.ndarray, threads: int, calls: int = 300) -> tuple[dict[str, float], float]:
     """Microseconds per call by op type (each node's median over calls, summed by op type) and
-    the median whole run."""
+    the median whole run, on `threads` intra-op threads (spinning, ONNX Runtime's default)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = threads
     so.enable_profiling = True
     so.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
     sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
@@ -104,6 +104,9 @@ def main() -> int:
         + f"; total {wide['total'] / 1e3:.1f} us = {16e9 / wide['total']:,.0f} images/s/core")
     print(f"engine call, 16 images: {stages['engine_call_16'] / 1e3:.1f} us on 1 thread, "
           f"{stages['engine_call_16_2_threads'] / 1e3:.1f} us on 2 threads (one block shared)")
+    print(f"engine call, 1 image: {stages['engine_call_1'] / 1e3:.2f} us on 1 thread, "
+          f"{stages['engine_call_1_2_threads'] / 1e3:.2f} us on 2 threads (the image shared); "
+          f"shared calls that backed off: {stages['share_trips_2_threads']}")
     print("small path, 1 image: " + ", ".join(
         f"{k} {v / 1e3:.2f} us" for k, v in small.items() if k != "total")
         + f"; total {small['total'] / 1e3:.2f} us")
@@ -115,18 +118,22 @@ def main() -> int:
     for n in sizes:
         images = np.random.default_rng(n).integers(0, 256, (n, 28, 28), dtype=np.uint8)
         py = p50_us(lambda: engine.scores(images))
-        cpp = stages["engine_call_1"] if n == 1 else None  # one task: threads do not matter
+        # The C++ call at the same thread count (the C++ tool times 1 and 2).
+        key = {1: "engine_call_1", 2: "engine_call_1_2_threads"}.get(engine.threads) if n == 1 else None
+        cpp = stages[key] if key else None
         note = f" (C++ call {cpp / 1e3:.2f} us: Python and binding {py - cpp / 1e3:.2f} us)" if cpp else ""
         print(f"lenet_ext batch {n}: p50 {py:.2f} us through Python, {engine.threads} threads{note}")
         sys.path.insert(0, str(ROOT / "python"))
         from lenet.bench.measure import normalize
 
         x = normalize(images, spec)
-        per_op, run = ort_nodes(args.artifact / "model.onnx", x)
-        total = sum(per_op.values())
-        print(f"ONNX Runtime batch {n}, 1 thread: median run {run:.1f} us; median kernel time by op: "
-              + ", ".join(f"{op} {us:.1f} us ({100 * us / total:.0f} %)"
-                          for op, us in sorted(per_op.items(), key=lambda kv: -kv[1])))
+        for threads in (1, 2):
+            per_op, run = ort_nodes(args.artifact / "model.onnx", x, threads)
+            total = sum(per_op.values())
+            print(f"ONNX Runtime batch {n}, {threads} thread{'s' * (threads > 1)}: median run {run:.1f} us; "
+                  "median kernel time by op: "
+                  + ", ".join(f"{op} {us:.1f} us ({100 * us / total:.0f} %)"
+                              for op, us in sorted(per_op.items(), key=lambda kv: -kv[1])))
     return 0
 
 

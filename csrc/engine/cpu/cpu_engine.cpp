@@ -101,6 +101,32 @@ class StagedWork {
   std::atomic<int64_t> stalled_us_{0};
 };
 
+// Runs `work` on the calling thread and whichever pool threads come: part(stage, part, own) with
+// each thread's scratch. Returns the microseconds of stalls (StagedWork::stalled_us, and the
+// pool's wait for a worker to leave when longer than a part).
+template <class Part>
+int64_t run_shared(ThreadPool& pool, StagedWork& work, size_t scratch_floats, Part&& part) {
+  const std::thread::id caller = std::this_thread::get_id();
+  std::chrono::steady_clock::time_point caller_done{};  // when the caller last left join
+  const std::function<void(int64_t)> join = [&](int64_t) {
+    float* own;
+    try {
+      own = tls_scratch.get(scratch_floats);
+    } catch (const std::bad_alloc&) {  // this worker stays out; the others do its share
+      return;
+    }
+    work.join([&](int stage, int p) { part(stage, p, own); });
+    if (std::this_thread::get_id() == caller) caller_done = std::chrono::steady_clock::now();
+  };
+  if (!pool.try_run(pool.size(), join)) join(0);  // pool busy: the caller runs every stage
+  // (A caller that never joined found the work done by the worker: it was itself descheduled.)
+  const auto late = caller_done == std::chrono::steady_clock::time_point{}
+                        ? std::chrono::steady_clock::duration{}
+                        : std::chrono::steady_clock::now() - caller_done;
+  return work.stalled_us() +
+         (late > kStall ? std::chrono::duration_cast<std::chrono::microseconds>(late).count() : 0);
+}
+
 }  // namespace
 
 CpuEngine::CpuEngine(Model model, int threads, Isa isa) : model_(std::move(model)) {
@@ -206,6 +232,8 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
   const int64_t tasks = full + (rem == 0 ? 0 : rem_small ? rem : 1);
   std::atomic<bool> out_of_memory{false};
   if (full == 1 && rem < small_limit_ && pool_->size() > 1 && share_now()) return shared_block(batch, scores, rem);
+  if (n == 1 && params_.c3_lecun && pool_->size() > 1 && share_image_now() && share_now())
+    return shared_small(batch, scores);
   const std::function<void(int64_t)> task = [&](int64_t t) {
     float* s;
     try {
@@ -232,6 +260,16 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
     for (int64_t t = 0; t < tasks; ++t) task(t);  // pool busy with another caller's batch
   if (out_of_memory) throw std::bad_alloc();
   return first_bad.load();
+}
+
+// Splitting one image (~10 us on one thread) pays only when a worker joins within a fraction of
+// a microsecond: when one is polling after a recent call, or when the calls come close enough
+// together (a loop of single images) that waking it now pays off over the next calls.
+bool CpuEngine::share_image_now() const {
+  const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  const int64_t last = last_image_us_.exchange(now, std::memory_order_relaxed);
+  return pool_->spinning_workers() > 0 || now - last < kImageBurstUs;
 }
 
 bool CpuEngine::share_now() const {
@@ -277,43 +315,35 @@ int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t 
   StagedWork work(k.wide_stages + 1, parts);
   std::atomic<bool> block_bad{false};
   std::atomic<int64_t> first_bad{-1};
-  const std::thread::id caller = std::this_thread::get_id();
-  std::chrono::steady_clock::time_point caller_done{};  // when the caller last left join
-  const std::function<void(int64_t)> join = [&](int64_t) {
-    float* own;
-    try {
-      own = tls_scratch.get(floats);
-    } catch (const std::bad_alloc&) {  // this worker stays out; the others do its share
-      return;
-    }
-    const bool is_caller = std::this_thread::get_id() == caller;
-    work.join([&](int stage, int part) {
-      if (stage < k.wide_stages) {
-        if (!k.run_wide_part(params_, batch, 0, k.lanes, stage, part, block, own, scores))
-          block_bad = true;
-      } else {
-        // The block is finished (its last stage is behind every thread): `own` may be `block`.
-        const int64_t i = k.lanes + part;
-        if (!k.run_small(params_, batch, i, own, scores)) {
-          int64_t cur = first_bad.load();
-          while ((cur < 0 || i < cur) && !first_bad.compare_exchange_weak(cur, i)) {}
-        }
+  note_shared_block(run_shared(*pool_, work, floats, [&](int stage, int part, float* own) {
+    if (stage < k.wide_stages) {
+      if (!k.run_wide_part(params_, batch, 0, k.lanes, stage, part, block, own, scores)) block_bad = true;
+    } else {
+      // The block is finished (its last stage is behind every thread): `own` may be `block`.
+      const int64_t i = k.lanes + part;
+      if (!k.run_small(params_, batch, i, own, scores)) {
+        int64_t cur = first_bad.load();
+        while ((cur < 0 || i < cur) && !first_bad.compare_exchange_weak(cur, i)) {}
       }
-    });
-    if (is_caller) caller_done = std::chrono::steady_clock::now();
-  };
-  if (!pool_->try_run(pool_->size(), join)) join(0);  // pool busy: the caller runs every stage
-  // The pool's wait for the worker to leave is a stall too when it is longer than a part. (A
-  // caller that never joined found the block done by the worker: it was itself descheduled.)
-  const auto late = caller_done == std::chrono::steady_clock::time_point{}
-                        ? std::chrono::steady_clock::duration{}
-                        : std::chrono::steady_clock::now() - caller_done;
-  note_shared_block(work.stalled_us() +
-                    (late > kStall ? std::chrono::duration_cast<std::chrono::microseconds>(late).count() : 0));
+    }
+  }));
   if (block_bad)  // which image: re-check the block's images one by one (error path only)
     for (int64_t i = 0; i < k.lanes; ++i)
       if (!k.run_small(params_, batch, i, block, scores)) return i;
   return first_bad.load();
+}
+
+// One image on LeCun's table: two threads share the small path stage by stage (kSmallParts).
+int64_t CpuEngine::shared_small(const InputBatch& batch, float* scores) const {
+  const KernelSet& k = *kernels_;
+  const size_t floats = k.scratch_floats(params_);
+  float* image = tls_scratch.get(floats);  // the caller's scratch holds the image's data
+  StagedWork work(k.small_stages, k.small_parts);
+  std::atomic<bool> finite{true};
+  note_shared_block(run_shared(*pool_, work, floats, [&](int stage, int part, float* own) {
+    if (!k.run_small_part(params_, batch, 0, stage, part, image, own, scores)) finite = false;
+  }));
+  return finite ? -1 : 0;
 }
 
 }  // namespace lenet::cpu

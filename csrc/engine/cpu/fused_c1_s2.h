@@ -65,10 +65,12 @@ constexpr int kSmallC1Len = kC1Size * kIn;   // 896, a multiple of 16
 constexpr int kSmallS2Stride = 16;           // S2 row stride
 constexpr int kSmallS2Map = 240;             // 14*16 + slack for C3's junk lanes
 
-static void c1_small(const KernelParams& kp, const Act& act, const float* in, float* c1) {
+// Positions [p_begin, p_end) (multiples of W; rows of C1 when threads share one image).
+static void c1_small(const KernelParams& kp, const Act& act, const float* in, float* c1,
+                     int p_begin = 0, int p_end = kSmallC1Len) {
   constexpr int B = 2;  // vectors of positions per block; x 6 maps = 12 accumulators
-  for (int p0 = 0; p0 < kSmallC1Len; p0 += B * W) {
-    const int nb = (kSmallC1Len - p0) / W < B ? (kSmallC1Len - p0) / W : B;
+  for (int p0 = p_begin; p0 < p_end; p0 += B * W) {
+    const int nb = (p_end - p0) / W < B ? (p_end - p0) / W : B;
     vf acc[kC1Maps][B];
     for (int m = 0; m < kC1Maps; ++m)
       for (int j = 0; j < B; ++j) acc[m][j] = bcast(kp.c1_b[m]);
@@ -98,16 +100,18 @@ static inline void deinterleave(vf a, vf b, vf& even, vf& odd) {
   odd = __builtin_shuffle(a, b, io);
 }
 
-static void s2_small(const KernelParams& kp, const Act& act, const float* c1, float* s2) {
+// S2 rows [r0, r1) of every map (from C1 rows [2 r0, 2 r1)).
+static void s2_small(const KernelParams& kp, const Act& act, const float* c1, float* s2,
+                     int r0 = 0, int r1 = kS2Size) {
   for (int m = 0; m < kC1Maps; ++m) {
     const float coef = kp.s2_coef ? kp.s2_coef[m] : 0.f, bias = kp.s2_bias ? kp.s2_bias[m] : 0.f;
-    for (int r = 0; r < kS2Size; ++r) {
-      const float* r0 = c1 + m * kSmallC1Len + 2 * r * kIn;
-      const float* r1 = r0 + kIn;
+    for (int r = r0; r < r1; ++r) {
+      const float* top = c1 + m * kSmallC1Len + 2 * r * kIn;
+      const float* bottom = top + kIn;
       for (int c0 = 0; c0 < kSmallS2Stride; c0 += W) {
         vf a0, a1, b0, b1;
-        deinterleave(loadu(r0 + 2 * c0), loadu(r0 + 2 * c0 + W), a0, a1);
-        deinterleave(loadu(r1 + 2 * c0), loadu(r1 + 2 * c0 + W), b0, b1);
+        deinterleave(loadu(top + 2 * c0), loadu(top + 2 * c0 + W), a0, a1);
+        deinterleave(loadu(bottom + 2 * c0), loadu(bottom + 2 * c0 + W), b0, b1);
         storeu(s2 + m * kSmallS2Map + r * kSmallS2Stride + c0,
                pool4(kp.pooling, a0, a1, b0, b1, coef, bias, act));
       }

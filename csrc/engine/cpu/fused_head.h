@@ -111,6 +111,7 @@ static void dense_small(const float* x, int K, const float* wt, int ld, const fl
   int v = 0;
   const int nv = n_pad / W;
   for (; v + 8 <= nv; v += 8) dense_block_small<8>(x, K, wt + v * W, ld, b + v * W, rbf, out + v * W);
+  for (; v + 4 <= nv; v += 4) dense_block_small<4>(x, K, wt + v * W, ld, b + v * W, rbf, out + v * W);
   for (; v + 2 <= nv; v += 2) dense_block_small<2>(x, K, wt + v * W, ld, b + v * W, rbf, out + v * W);
   for (; v < nv; ++v) dense_block_small<1>(x, K, wt + v * W, ld, b + v * W, rbf, out + v * W);
 }
