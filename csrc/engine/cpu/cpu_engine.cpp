@@ -62,9 +62,9 @@ class StagedWork {
   template <class Part>
   void join(Part&& part) {
     for (int s = 0; s < stages_; ++s) {
-      for (int p; (p = next_[s].fetch_add(1, std::memory_order_relaxed)) < parts_[s];) {
+      for (int p; (p = next_[s].v.fetch_add(1, std::memory_order_relaxed)) < parts_[s];) {
         part(s, p);
-        done_[s].fetch_add(1, std::memory_order_release);
+        done_[s].v.fetch_add(1, std::memory_order_release);
       }
       wait_stage(s);
     }
@@ -79,7 +79,7 @@ class StagedWork {
   void wait_stage(int s) {
     std::chrono::steady_clock::time_point start;
     bool stalled = false;
-    for (int i = 0; done_[s].load(std::memory_order_acquire) < parts_[s]; ++i) {
+    for (int i = 0; done_[s].v.load(std::memory_order_acquire) < parts_[s]; ++i) {
       if (i % 256 == 255) {  // a clock read now and then; past kStall, yield to the holder
         const auto now = std::chrono::steady_clock::now();
         if (i == 255) start = now;
@@ -97,7 +97,13 @@ class StagedWork {
 
   int stages_;
   const int* parts_;
-  std::atomic<int> next_[kMaxStages] = {}, done_[kMaxStages] = {};
+  // One cache line per counter: a thread polling a stage's end would otherwise keep pulling the
+  // line away from the thread that claims and finishes parts (each transfer between cores costs
+  // about as much as a small part's work).
+  struct alignas(64) Counter {
+    std::atomic<int> v{0};
+  };
+  Counter next_[kMaxStages], done_[kMaxStages];
   std::atomic<int64_t> stalled_us_{0};
 };
 
