@@ -116,21 +116,7 @@ class DigitReader:
         probs = self.classify(crops)
         best = probs.argmax(axis=1)
         conf = probs[np.arange(len(probs)), best]
-        # Two pieces are one digit if together they are a sure digit (above the threshold and a
-        # coin toss) and either surer than each piece alone (two good digits side by side stay
-        # two) or made of pieces too short to be digits of their line (the top and bottom of an 8
-        # are two fine 0s, but half as tall as the digits around them: see group.NUMBER_HEIGHT).
-        joined: dict[int, tuple[Box, int]] = {}
-        used: set[int] = set()
-        for n in sorted(range(len(pairs)), key=lambda n: -conf[first_pair + n]):
-            i, j, union_ = pairs[n]
-            k = first_pair + n
-            short = max(kept[i].box[3], kept[j].box[3]) < NUMBER_HEIGHT[0] * union_.box[3]
-            if (i in used or j in used or conf[k] < max(self.options.min_confidence, 0.5)
-                    or not (short or conf[k] > max(conf[i], conf[j]))):
-                continue
-            used |= {i, j}
-            joined[i] = (union_.box, k)
+        joined, used = choose_joins(pairs, conf, first_pair, kept, self.options.min_confidence)
         shapes: list[Digit] = []
         for i, c in enumerate(kept):
             if i in used and i not in joined:
@@ -172,6 +158,29 @@ def candidate_crops(image: np.ndarray, options: ReaderOptions = ReaderOptions()
 class Split:
     box: Box
     ink: np.ndarray
+
+
+def choose_joins(pairs: list[tuple[int, int, Split]], conf: np.ndarray, first: int, kept: list[Candidate],
+                 min_confidence: float) -> tuple[dict[int, tuple[Box, int]], set[int]]:
+    """Which ``join_pairs`` become one digit, surest first (``conf[first + n]`` is pair n's
+    union's confidence): {first piece: (union box, its crop's index)}, and every piece used.
+
+    Two pieces are one digit if together they are a sure digit (above the threshold and a coin
+    toss) and either surer than each piece alone (two good digits side by side stay two) or made
+    of pieces too short to be digits of their line (the top and bottom of an 8 are two fine 0s,
+    but half as tall as the digits around them: see group.NUMBER_HEIGHT)."""
+    joined: dict[int, tuple[Box, int]] = {}
+    used: set[int] = set()
+    for n in sorted(range(len(pairs)), key=lambda n: -conf[first + n]):
+        i, j, whole = pairs[n]
+        k = first + n
+        short = max(kept[i].box[3], kept[j].box[3]) < NUMBER_HEIGHT[0] * whole.box[3]
+        if (i in used or j in used or conf[k] < max(min_confidence, 0.5)
+                or not (short or conf[k] > max(conf[i], conf[j]))):
+            continue
+        used |= {i, j}
+        joined[i] = (whole.box, k)
+    return joined, used
 
 
 def join_pairs(kept: list[Candidate]) -> list[tuple[int, int, Split]]:
