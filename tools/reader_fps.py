@@ -43,7 +43,7 @@ def frames_of_page(count: int, seed: int = 0):
 def main(argv: list[str] | None = None) -> int:
     import lenet_ext
 
-    from lenet.digits.classify import DEFAULT_MODEL, EngineClassifier, reader_settings
+    from lenet.digits.classify import DEFAULT_MODEL, EngineClassifier
     from lenet.digits.reader import DigitReader, ReaderOptions
 
     p = argparse.ArgumentParser(description="Frames/s of the digit reader on 640x480 video.")
@@ -52,12 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="engine threads (default: one per CPU)")
     args = p.parse_args(argv)
     frames = frames_of_page(args.frames)
-    threshold = float(reader_settings(args.model).get("min_confidence", ReaderOptions().min_confidence))
     clf = EngineClassifier(lenet_ext.load(args.model, threads=args.threads))
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, engine ISA "
           f"{lenet_ext.build_info()['cpu_isa']}, {len(frames)} frames 640x480")
     for jitter in (True, False):
-        reader = DigitReader(clf, ReaderOptions(min_confidence=threshold, jitter=jitter, skip_border=True))
+        reader = DigitReader(clf, ReaderOptions.for_model(args.model, jitter=jitter, skip_border=True))
         for f in frames[:5]:  # warm-up
             reader.read(f)
         digits = 0
