@@ -50,8 +50,13 @@ def xdisplay():
     display = f":{n}"
     server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Ready when a client gets an answer, not when its socket appears: a full-suite run once saw
+    # the socket but a refused first connection, and the program under test aborted.
     deadline = time.monotonic() + 15
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+    env = {**os.environ, "DISPLAY": display}
+    while not (Path(f"/tmp/.X11-unix/X{n}").exists()
+               and subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True,
+                                  timeout=10).returncode == 0):
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             pytest.fail(f"Xvfb {display} did not start")
