@@ -96,3 +96,36 @@ def test_shared_image_reports_nan_in_either_half(isa):
         bad[0, 0, 3 if call % 3 == 0 else 30, 7] = np.nan  # top rows: first half; bottom: second
         with pytest.raises(ValueError, match="image 0 contains NaN or Inf"):
             two.scores(bad)
+
+
+_REFUSED_THREADS = """
+import resource, sys
+import lenet_ext
+lenet_ext.load(sys.argv[1], threads=1)  # imports and first allocations before the limit
+vm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:"))
+limit = (vm + 512 * 1024) * 1024  # room for the model, not for 1024 thread stacks (8 MB each)
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    lenet_ext.load(sys.argv[1], threads=1024)
+except RuntimeError as exc:
+    print("refused:", exc)
+    sys.exit(0)
+print("loaded")
+sys.exit(1)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_threads_the_system_refuses_raise_instead_of_hanging(tmp_path):
+    """A process or memory limit refusing one of the pool's threads is an error naming the thread
+    count; before, the engine's constructor waited forever for the workers it had started."""
+    import subprocess
+    import sys
+
+    from .conftest import write_artifact
+
+    artifact = write_artifact(make_model("lenet5"), tmp_path / "art")
+    done = subprocess.run([sys.executable, "-c", _REFUSED_THREADS, str(artifact)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cannot start 1024 engine threads" in done.stdout and "fewer threads" in done.stdout

@@ -3,6 +3,10 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
 namespace lenet::cpu {
 
 namespace {
@@ -18,7 +22,25 @@ inline void cpu_relax() {
 ThreadPool::ThreadPool(int threads)
     : owner_pid_(getpid()), size_(threads < 1 ? 1 : threads), state_(std::make_unique<State>()) {
   State& s = *state_;
-  for (int i = 1; i < size_; ++i) s.workers.emplace_back([&s] { worker_loop(s); });
+  try {
+    for (int i = 1; i < size_; ++i) s.workers.emplace_back([&s] { worker_loop(s); });
+  } catch (const std::system_error& e) {
+    // The system refused a thread (a process or memory limit). The workers already started may
+    // be asleep on `wake`: stop and join them, or destroying State would wait for them forever.
+    const size_t started = s.workers.size();
+    stop_workers(s);
+    throw std::runtime_error("cannot start " + std::to_string(size_) + " engine threads (the system refused thread " +
+                             std::to_string(started + 2) + ": " + e.what() + "); ask for fewer threads");
+  }
+}
+
+void ThreadPool::stop_workers(State& s) {
+  {
+    std::lock_guard<std::mutex> lock(s.m);  // a worker between its check and its wait sees it
+    s.stop = true;
+  }
+  s.wake.notify_all();
+  for (auto& t : s.workers) t.join();
 }
 
 ThreadPool::~ThreadPool() {
@@ -26,13 +48,7 @@ ThreadPool::~ThreadPool() {
     (void)state_.release();  // a forked child: the parent's threads, locks and waiters (see .h)
     return;
   }
-  State& s = *state_;
-  {
-    std::lock_guard<std::mutex> lock(s.m);  // a worker between its check and its wait sees it
-    s.stop = true;
-  }
-  s.wake.notify_all();
-  for (auto& t : s.workers) t.join();
+  stop_workers(*state_);
 }
 
 int ThreadPool::spinning_workers() const {

@@ -69,6 +69,7 @@ class ThreadPool {
     std::atomic<int64_t> next{0};
   };
   static void worker_loop(State& s);
+  static void stop_workers(State& s);  // wake every worker with `stop` and join them
   static uint64_t await_run(State& s, uint64_t seen_generation);
   static void drain(State& s);
 
