@@ -68,11 +68,15 @@ def _tight(d: np.ndarray) -> np.ndarray:
     return d[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
+def _at_height(d: np.ndarray, height: int) -> np.ndarray:
+    """A digit's ink box scaled to ``height`` px, its aspect kept."""
+    d = _tight(d)
+    return cv2.resize(d, (max(2, d.shape[1] * height // d.shape[0]), height))
+
+
 def test_touching_digits_are_split_and_single_ones_are_not(reader_model, heldout_digits):
     """Two held-out digits written so close that their ink touches are read as two digits; a
     digit alone (wide ones included) is never cut in two."""
-    import cv2
-
     x, y = heldout_digits
     order = np.random.default_rng(0).permutation(len(x))
     clf = load_classifier(reader_model)
@@ -83,8 +87,7 @@ def test_touching_digits_are_split_and_single_ones_are_not(reader_model, heldout
         pairs = singles = 0
         for k in range(60):
             a, b = order[2 * k], order[2 * k + 1]
-            da, db = (cv2.resize(_tight(x[i]), (max(2, _tight(x[i]).shape[1] * 50 // _tight(x[i]).shape[0]), 50))
-                      for i in (a, b))
+            da, db = (_at_height(x[i], 50) for i in (a, b))
             ink = np.zeros((90, da.shape[1] + db.shape[1] + 40), np.float32)
             ink[20:70, 20:20 + da.shape[1]] = da / 255
             x0 = 20 + da.shape[1] - 3  # 3 px of overlap: the strokes meet
@@ -115,8 +118,7 @@ def test_a_digit_broken_in_two_is_read_whole(reader_model, heldout_digits):
         broken = whole = 0
         for k in range(50):
             idx = order[3 * k:3 * k + 3]
-            digits = [cv2.resize(_tight(x[i]), (max(2, _tight(x[i]).shape[1] * 50 // _tight(x[i]).shape[0]), 50))
-                      for i in idx]
+            digits = [_at_height(x[i], 50) for i in idx]
             truth = "".join(str(y[i]) for i in idx)
             for cut in (False, True):
                 ink = np.zeros((90, sum(d.shape[1] + 12 for d in digits) + 40), np.float32)

@@ -86,9 +86,7 @@ class StagedWork {
         else stalled = stalled || now - start > kStall;
         if (stalled) sched_yield();
       }
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+      cpu_relax();
     }
     if (stalled)
       stalled_us_ += std::chrono::duration_cast<std::chrono::microseconds>(

@@ -9,16 +9,6 @@
 
 namespace lenet::cpu {
 
-namespace {
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-}  // namespace
-
 ThreadPool::ThreadPool(int threads)
     : owner_pid_(getpid()), size_(threads < 1 ? 1 : threads), state_(std::make_unique<State>()) {
   State& s = *state_;

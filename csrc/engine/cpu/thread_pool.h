@@ -29,6 +29,14 @@
 
 namespace lenet::cpu {
 
+// One step of a busy wait (the pool's polling workers, StagedWork's stage ends): tells the core
+// that this is a spin loop, so it yields execution resources to its sibling thread.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 class ThreadPool {
  public:
   // How long an idle worker polls before it sleeps. It covers the gap between back-to-back calls
