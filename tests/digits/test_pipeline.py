@@ -118,6 +118,21 @@ def test_grouping_lines_numbers_and_order():
     assert numbers[0].box == (10, 10, 55, 42)
 
 
+def test_numbers_far_apart_on_a_slanted_row_stay_in_their_row():
+    # A page rotated so rows rise to the right (0.1 per pixel), two rows 2 digit heights apart,
+    # each with a number far to the right of the rest (a refused mark or a dash between them):
+    # too far to chain, and higher on the page than the start of its own row.
+    def d(v, x, base):
+        return Digit(v, 1.0, (x, round(base - 0.1 * x), 25, 40))
+    digits = ([d(v, 10 + 30 * k, 200) for k, v in enumerate((1, 2, 3, 4, 5))] + [d(5, 450, 200), d(6, 480, 200)]
+              + [d(v, 10 + 30 * k, 280) for k, v in enumerate((7, 8, 9))] + [d(0, 450, 280)])
+    numbers, _ = group_numbers(digits)
+    assert [n.text for n in numbers] == ["12345", "56", "789", "0"]
+    # Level, and no long number to show a slant: rows still kept apart.
+    flat = [Digit(v, 1.0, (x, y, 25, 40)) for v, x, y in ((1, 10, 100), (2, 400, 104), (3, 10, 180), (4, 400, 170))]
+    assert [n.text for n in group_numbers(flat)[0]] == ["1", "2", "3", "4"]
+
+
 def test_a_refused_digit_keeps_its_number_together():
     def d(v, x, h=40, ok=True, y=10):
         return Digit(v, 0.9 if ok else 0.02, (x, y, 25, h), accepted=ok)

@@ -50,14 +50,57 @@ def _same_line(a: Box, b: Box) -> bool:
 
 
 def lines_of(digits: list[Digit]) -> list[list[Digit]]:
-    """Lines as the connected groups of digits that overlap vertically (chained through
-    neighbours, so a slightly rotated line stays one line), top to bottom, each left to right.
-    Only neighbours within a few digit heights link, so two lines cannot be chained together
-    through a long slant of unrelated digits."""
+    """Lines top to bottom, each left to right.
+
+    First the connected groups of digits that overlap vertically (chained through neighbours, so
+    a slightly rotated line stays one line). Only neighbours within a few digit heights link, so
+    two lines cannot be chained together through a long slant of unrelated digits. Then groups
+    of one row that a wide space (a refused mark, a long dash) kept apart are put together
+    (``_rows``): else the number after the space is read as a line of its own, before or after
+    the rest of its row."""
     boxes = [d.box for d in digits]
     groups = linked_groups(boxes, lambda b: b[0] + b[2] + 4 * b[3], _same_line)
-    lines = [sorted((digits[i] for i in g), key=lambda d: d.box[0] + d.box[2] / 2) for g in groups]
-    return sorted(lines, key=lambda g: float(np.median([d.box[1] + d.box[3] / 2 for d in g])))
+    level = _levels(boxes, groups)
+    rows = _rows(boxes, groups, level)
+    lines = [sorted((digits[i] for i in g), key=lambda d: d.box[0] + d.box[2] / 2) for g in rows]
+    order = sorted(range(len(rows)), key=lambda r: float(np.median([level[i] for i in rows[r]])))
+    return [lines[r] for r in order]
+
+
+# Groups whose skew-corrected heights differ by less than this × the digit height are one row
+# (lines of writing are more than 1.5 digit heights apart).
+ROW_LEVEL = 0.5
+
+
+def _levels(boxes: list[Box], groups: list[list[int]]) -> list[float]:
+    """Each box's centre height with the page's skew taken out (the height its line would have at
+    x = 0). The skew is the median slope of the groups long enough to show one (three digits
+    or more, spanning at least three digit heights); 0 when none is."""
+    cx = np.array([b[0] + b[2] / 2 for b in boxes], float)
+    cy = np.array([b[1] + b[3] / 2 for b in boxes], float)
+    height = float(np.median([b[3] for b in boxes])) if boxes else 1.0
+    slopes = [np.polyfit(cx[g], cy[g], 1)[0] for g in groups
+              if len(g) >= 3 and np.ptp(cx[g]) >= 3 * height]
+    skew = float(np.clip(np.median(slopes), -0.3, 0.3)) if slopes else 0.0
+    return list(cy - skew * cx)
+
+
+def _rows(boxes: list[Box], groups: list[list[int]], level: list[float]) -> list[list[int]]:
+    """Groups merged into rows: at the same skew-corrected height (``ROW_LEVEL``) and side by
+    side, not one above the other."""
+    if len(groups) < 2:
+        return groups
+    height = float(np.median([b[3] for b in boxes]))
+    spans = [(min(boxes[i][0] for i in g), max(boxes[i][0] + boxes[i][2] for i in g)) for g in groups]
+    mid = [float(np.median([level[i] for i in g])) for g in groups]
+    row_boxes = [(x0, mid[k] - height / 2, x1 - x0, height) for k, (x0, x1) in enumerate(spans)]
+
+    def same_row(a, b) -> bool:
+        side_by_side = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]) < 0.25 * height
+        return side_by_side and abs(a[1] - b[1]) < ROW_LEVEL * height
+
+    merged = linked_groups(row_boxes, lambda b: float("inf"), same_row)
+    return [[i for k in m for i in groups[k]] for m in merged]
 
 
 # A shape belongs to a number only if its height is within these bounds × the line's median digit
