@@ -68,6 +68,55 @@ def test_empty_and_noisy_frames_yield_no_candidates():
         assert result.numbers == []
 
 
+def test_a_blot_is_refused_at_any_tilt_and_bold_strokes_are_kept():
+    # (Blots narrower than the ink map's closing, as on a page: a twelfth of the frame.)
+    img = np.full((480, 760), 235, np.uint8)
+    for k, angle in enumerate((0, 35, 70, 110)):  # smudges: filled ellipses, blurred edge
+        cv2.ellipse(img, (60 + 110 * k, 240), (14, 22), angle, 0, 360, 60, -1, cv2.LINE_AA)
+    img = cv2.GaussianBlur(img, (0, 0), 2.0)
+    cv2.line(img, (500, 270), (520, 210), 40, 9, cv2.LINE_AA)                # a bold slanted 1
+    cv2.ellipse(img, (600, 240), (16, 30), 0, 0, 360, 40, 7, cv2.LINE_AA)    # a bold 0
+    cv2.ellipse(img, (690, 240), (14, 30), 15, 0, 360, 40, 10, cv2.LINE_AA)  # a 0 nearly closed
+    candidates, _ = find_candidates(img)
+    reasons = [c.reason for c in sorted(candidates, key=lambda c: c.box[0])]
+    assert reasons == ["solid"] * 4 + [""] * 3
+
+
+def test_the_parts_of_a_percent_sign_are_one_shape(heldout_fonts):
+    # Its circles are too tall to be specks and too far apart to be one digit's broken
+    # stroke; read alone they are 0s and the bar a 1 ("40%" read "40010").
+    from lenet.digits import fonts
+
+    for name in fonts.HELD_OUT:
+        for font in fonts.font_files(name):
+            ink = fonts.render_text("40 %", font, 60)
+            img = np.full((ink.shape[0] + 40, ink.shape[1] + 40), 235, np.uint8)
+            img[20:-20, 20:-20] -= (180 * ink).astype(np.uint8)
+            candidates, _ = find_candidates(img)
+            last = max(candidates, key=lambda c: c.box[0])
+            assert len(candidates) == 3 and last.pieces >= 2 and not last.reason, font
+
+
+def test_pieces_joined_as_one_sign_are_not_split_as_touching_digits():
+    class SureOfHalves(CountingClassifier):
+        """A confident 7 for a crop taller than wide (a half of a wide shape), unsure of one
+        wider than tall (the whole)."""
+        def scores(self, crops):
+            s = super().scores(crops)
+            rows = np.array([np.ptp(np.nonzero(c.max(axis=1) > 60)[0]) for c in crops])
+            s[rows < 15, 7] = 0.5
+            return s
+    img = np.full((120, 360), 235, np.uint8)
+    cv2.line(img, (20, 35), (120, 85), 40, 5)   # two strokes that cross: one blob, as touching digits
+    cv2.line(img, (120, 35), (20, 85), 40, 5)
+    cv2.line(img, (220, 35), (320, 35), 40, 5)  # a bar, and a shape under it within its columns
+    cv2.ellipse(img, (270, 66), (45, 20), 0, 0, 360, 40, 5)
+    pieces = sorted((c.box[0], c.pieces) for c in find_candidates(img)[0])
+    assert [n for _, n in pieces] == [1, 2]
+    result = DigitReader(SureOfHalves(), ReaderOptions(jitter=False, join=False)).read(img)
+    assert [len(n.digits) for n in result.numbers] == [2, 1]
+
+
 def test_mnist_digit_survives_the_round_trip(heldout_digits):
     """A held-out digit drawn large on lit paper comes back as (nearly) the same 28x28 crop."""
     x, _ = heldout_digits

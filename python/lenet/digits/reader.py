@@ -104,7 +104,9 @@ class DigitReader:
         extra = []
         halves: dict[int, tuple[int, Split, Split]] = {}
         for i, c in enumerate(kept):
-            split = split_wide(c.box, c.ink, self.options.split_aspect) if self.options.split_aspect else None
+            # Only one blob can be two digits whose ink touches; pieces were joined as one sign.
+            touching = self.options.split_aspect and c.pieces == 1
+            split = split_wide(c.box, c.ink, self.options.split_aspect) if touching else None
             if split is not None:
                 halves[i] = (len(kept) + len(extra), *split)
                 extra += [to_mnist(part.ink, deskew_crop=self.options.deskew) for part in split]

@@ -24,7 +24,8 @@ class SegmentOptions:
     min_height_rel: float = 0.4    # blobs shorter than this x the median digit height are dropped
     max_height_rel: float = 2.5
     max_aspect: float = 2.5        # w/h: wider is a dash, an underline or several digits touching
-    max_fill: float = 0.85         # ink fraction of the box, for blobs not narrow: above is a smudge
+    max_solidity: float = 0.9      # ink fraction of its own outline (convex hull), for blobs not
+                                   # narrow: above is a blot or a smudge (every digit has a hole or a bend)
     min_fill: float = 0.04
     max_ink_frac: float = 0.3      # of the whole frame: above, there is no page with writing in view
 
@@ -35,6 +36,7 @@ class Candidate:
     ink: np.ndarray       # float32 [h, w] ink strength in [0, 1] inside the box (other blobs zeroed)
     fill: float           # ink pixels / box area
     reason: str = ""      # why it was refused before classification ("" = kept)
+    pieces: int = 1       # connected blobs joined into it (_merge_fragments)
 
 
 def ink_map(image: np.ndarray, ink: str = "auto") -> np.ndarray:
@@ -144,6 +146,21 @@ def threshold(darkness: np.ndarray, min_contrast: float) -> np.ndarray:
     return (darkness > level).astype(np.uint8)
 
 
+def _is_blot(mask: np.ndarray, max_solidity: float) -> bool:
+    """Ink that fills its own convex outline and is not a narrow stroke (a thick straight 1 is
+    convex too): a smudge or a blot, whatever its tilt. A box-based fill misses these: an
+    ellipse fills only π/4 of its box, less when tilted."""
+    points = cv2.findNonZero(mask.astype(np.uint8))
+    if points is None or len(points) < 8:
+        return False
+    (_, _), (a, b), _ = cv2.minAreaRect(points)
+    if min(a, b) < 0.35 * max(a, b):
+        return False
+    outline = np.zeros(mask.shape, np.uint8)
+    cv2.fillConvexPoly(outline, cv2.convexHull(points), 1)
+    return float(mask.sum()) > max_solidity * float(outline.sum())
+
+
 def _joinable(a: list[int], b: list[int]) -> bool:
     """Are blobs a and b pieces of one broken digit (a 5's detached bar, a 7's loose stroke)?
     Pieces share columns and nearly touch vertically. Two neighbouring digits share few columns,
@@ -154,6 +171,12 @@ def _joinable(a: list[int], b: list[int]) -> bool:
     gap_y = max(ya, yb) - min(ya + ha, yb + hb)
     if gap_y > 0.25 * max(ha, hb):
         return False
+    small = (wa * ha) < (wb * hb)
+    inside = overlap_x * (min(ya + ha, yb + hb) - max(ya, yb))
+    if inside >= 0.4 * (wa * ha if small else wb * hb):
+        # Mostly within the other's box: part of the same sign (the circles of a %, an 8's loose
+        # loop), not a neighbour, which shares at most a corner.
+        return True
     if min(ha, hb) < 0.5 * max(ha, hb):
         # A small piece need only reach over the big one.
         return overlap_x >= 0.3 * (wa if ha < hb else wb)
@@ -212,11 +235,11 @@ def find_candidates(image: np.ndarray, opts: SegmentOptions = SegmentOptions()
             reason = "large"
         elif w > opts.max_aspect * h:
             reason = "wide"
-        elif w > 0.35 * h and fill > opts.max_fill:
+        elif _is_blot(mask, opts.max_solidity):
             reason = "solid"
         elif fill < opts.min_fill:
             reason = "sparse"
         # Keep the soft, anti-aliased edge of the strokes (as MNIST has), but only of this blob.
         soft = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
-        out.append(Candidate((x, y, w, h), darkness[y:y + h, x:x + w] * soft, fill, reason))
+        out.append(Candidate((x, y, w, h), darkness[y:y + h, x:x + w] * soft, fill, reason, len(ids)))
     return out, darkness
