@@ -76,7 +76,8 @@ def test_a_blot_is_refused_at_any_tilt_and_bold_strokes_are_kept():
     img = cv2.GaussianBlur(img, (0, 0), 2.0)
     cv2.line(img, (500, 270), (520, 210), 40, 9, cv2.LINE_AA)                # a bold slanted 1
     cv2.ellipse(img, (600, 240), (16, 30), 0, 0, 360, 40, 7, cv2.LINE_AA)    # a bold 0
-    cv2.ellipse(img, (690, 240), (14, 30), 15, 0, 360, 40, 10, cv2.LINE_AA)  # a 0 nearly closed
+    cv2.ellipse(img, (690, 240), (16, 24), 15, 0, 360, 40, -1, cv2.LINE_AA)  # a thick 0, its loop
+    cv2.ellipse(img, (690, 240), (3, 6), 15, 0, 360, 235, -1, cv2.LINE_AA)   # nearly closed
     candidates, _ = find_candidates(img)
     reasons = [c.reason for c in sorted(candidates, key=lambda c: c.box[0])]
     assert reasons == ["solid"] * 4 + [""] * 3
