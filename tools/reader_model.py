@@ -43,7 +43,7 @@ MAX_REFUSED = 0.02  # validation digits the default threshold may refuse
 MAX_REFUSED_IN_NUMBER = 0.01
 # Code whose change changes the training crops (the data cache's key).
 DATA_CODE = ("digits/training_data.py", "digits/variety.py", "digits/fonts.py", "digits/segment.py",
-             "digits/reader.py", "mnist_crop.py", "glyphs.py")
+             "digits/normalize.py", "mnist_crop.py", "glyphs.py")
 
 
 def data_key() -> str:
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "the training fonts, pen and camera variety, rubbish class (letters "
                                     "unlike digits, punctuation, smudges, lines, ruled-paper corners, "
                                     "digit fragments, border-cut digits, touching pairs); every crop "
-                                    "made by lenet.digits.reader.candidate_crops",
+                                    "made by lenet.digits.normalize.candidate_crops",
                      "training_fonts": {k: fonts.training_packages(k) for k in ("print", "handwriting")},
                      "held_out_fonts": list(fonts.HELD_OUT),
                      "crops": json.loads((data / "reader-data.json").read_text())["crops"]},

@@ -8,7 +8,7 @@ import pytest
 
 from lenet.digits import fonts, training_data
 from lenet.digits.classify import load_classifier
-from lenet.digits.reader import DigitReader, ReaderOptions
+from lenet.digits.reader import DigitReader
 
 
 def test_missing_font_package_is_named(monkeypatch, tmp_path):
@@ -40,7 +40,7 @@ def test_strips_are_labelled_by_the_glyph_each_crop_covers(heldout_digits, heldo
     x, y = heldout_digits  # any MNIST digits do for this check
     rng = np.random.default_rng(3)
     src = training_data.GlyphSource(x, y, rng)
-    parts = [training_data.strip(src, rng, ReaderOptions()) for _ in range(60)]
+    parts = [training_data.strip(src, rng) for _ in range(60)]
     crops = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     assert crops.dtype == np.uint8 and crops.shape[1:] == (28, 28) and len(crops) >= 100

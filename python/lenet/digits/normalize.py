@@ -1,5 +1,5 @@
-"""The reader's crops: MNIST's normalization (lenet.mnist_crop, shared with training) and the
-small re-registrations the reader averages over."""
+"""The reader's crops: candidates cut from an image and normalized as MNIST is (lenet.mnist_crop,
+shared with training), and the small re-registrations the reader averages over."""
 
 from __future__ import annotations
 
@@ -8,7 +8,20 @@ import numpy as np
 
 from lenet.mnist_crop import BOX, SIZE, deskew, ink_to_u8, to_mnist
 
-__all__ = ["BOX", "SIZE", "deskew", "ink_to_u8", "jitters", "to_mnist"]
+from .segment import Candidate, SegmentOptions, find_candidates
+
+__all__ = ["BOX", "SIZE", "candidate_crops", "deskew", "ink_to_u8", "jitters", "to_mnist"]
+
+
+def candidate_crops(image: np.ndarray, segment: SegmentOptions = SegmentOptions(), deskew_crop: bool = False
+                    ) -> tuple[list[Candidate], list[Candidate], np.ndarray]:
+    """All candidates (with shape refusals), the kept ones, and their 28×28 crops (uint8
+    [len(kept), 28, 28]). The reader's one way from an image to what the network sees: the
+    reader model's training data is made by this function too (lenet.digits.training_data)."""
+    candidates, _ = find_candidates(image, segment)
+    kept = [c for c in candidates if not c.reason]
+    crops = [to_mnist(c.ink, deskew_crop=deskew_crop) for c in kept]
+    return candidates, kept, np.stack(crops) if crops else np.zeros((0, SIZE, SIZE), np.uint8)
 
 
 def jitters(crop: np.ndarray) -> np.ndarray:

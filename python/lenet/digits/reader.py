@@ -10,8 +10,8 @@ import numpy as np
 from .classify import Classifier, confidences, reader_settings
 from .boxes import Box, union
 from .group import NUMBER_HEIGHT, Digit, Number, group_numbers
-from .normalize import jitters, to_mnist
-from .segment import Candidate, SegmentOptions, find_candidates
+from .normalize import candidate_crops, jitters, to_mnist
+from .segment import Candidate, SegmentOptions
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class DigitReader:
         if image is None or image.size == 0 or image.ndim not in (2, 3):
             raise ValueError("empty image")
         h, w = image.shape[:2]
-        candidates, kept, crops = candidate_crops(image, self.options)
+        candidates, kept, crops = candidate_crops(image, self.options.segment, self.options.deskew)
         rejected = [Rejected(c.box, c.reason) for c in candidates if c.reason]
         if self.options.skip_border and kept:
             # A digit cut by the frame's edge looks like another digit (a cut 8 is a 3): not read.
@@ -143,17 +143,6 @@ class DigitReader:
 def _touches_border(box: Box, width: int, height: int) -> bool:
     x, y, w, h = box
     return x <= 1 or y <= 1 or x + w >= width - 1 or y + h >= height - 1
-
-
-def candidate_crops(image: np.ndarray, options: ReaderOptions = ReaderOptions()
-                    ) -> tuple[list[Candidate], list[Candidate], np.ndarray]:
-    """All candidates (with shape refusals), the kept ones, and their 28×28 crops (uint8
-    [len(kept), 28, 28]). The reader's one way from an image to what the network sees: the
-    reader model's training data is made by this function too (lenet.digits.training_data)."""
-    candidates, _ = find_candidates(image, options.segment)
-    kept = [c for c in candidates if not c.reason]
-    crops = [to_mnist(c.ink, deskew_crop=options.deskew) for c in kept]
-    return candidates, kept, np.stack(crops) if crops else np.zeros((0, 28, 28), np.uint8)
 
 
 @dataclass

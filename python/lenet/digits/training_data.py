@@ -35,7 +35,7 @@ import numpy as np
 from lenet.glyphs import RUBBISH_LETTERS
 
 from . import fonts
-from .reader import ReaderOptions, candidate_crops
+from .normalize import candidate_crops
 from .variety import camera, pen
 
 RUBBISH = 10
@@ -169,8 +169,7 @@ class GlyphSource:
         return Item(ink, RUBBISH, 3)
 
 
-def strip(src: GlyphSource, rng: np.random.Generator, options: ReaderOptions
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def strip(src: GlyphSource, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One photographed strip through the reader's candidate finding: crops, labels, sources."""
     height = int(rng.integers(22, 66))
     count = int(rng.integers(3, 7))
@@ -204,7 +203,7 @@ def strip(src: GlyphSource, rng: np.random.Generator, options: ReaderOptions
             ink = ink[:, :cut]
         labels[k] = RUBBISH
     image = camera(ink, rng)
-    _, kept, crops = candidate_crops(image, options)
+    _, kept, crops = candidate_crops(image)
     out_y, out_s, use = [], [], []
     for i, c in enumerate(kept):
         label = _label(c.box, boxes, labels)
@@ -254,10 +253,9 @@ def _make_part(args: tuple[int, int, np.ndarray, np.ndarray]) -> tuple[np.ndarra
     cv2.setNumThreads(1)
     rng = np.random.default_rng(seed)
     src = GlyphSource(mx, my, rng)
-    options = ReaderOptions()
     xs, ys, ss = [], [], []
     for _ in range(strips):
-        x, y, s = strip(src, rng, options)
+        x, y, s = strip(src, rng)
         xs.append(x), ys.append(y), ss.append(s)
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ss)
 
