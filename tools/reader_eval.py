@@ -9,6 +9,8 @@ as digits, per kind of page) against the targets of the reader's issue.
 
     python tools/reader_eval.py [--model DIR] [--pages 16 14 12] [--json results.json]
                                 [--record]   (also store the figures in the model's manifest)
+                                [--seed N]   (another set of pages, drawn from the same held-out
+                                              fonts and digits: how much the figures vary)
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-jitter", action="store_true")
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--samples", help="write the first page of each kind, annotated, to this directory")
+    p.add_argument("--seed", type=int, default=0,
+                   help="draw another set of pages: N is added to each kind's seed (default 0: the "
+                        "recorded set); the MNIST pages reuse the same 1,000 held-out digits")
     p.add_argument("--record", action="store_true", help="store the figures in the model's manifest")
     p.add_argument("--errors", action="store_true", help="list every error")
     args = p.parse_args(argv)
+    if args.record and args.seed:
+        p.error("--record stores the figures of the recorded set of pages: leave out --seed")
 
     options = ReaderOptions.for_model(args.model, min_confidence=args.min_confidence,
                                       min_confidence_in_number=args.min_confidence_in_number,
@@ -62,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     total_marks = total_read = 0
     print(f"model {args.model} ({clf.backend}), min confidence {options.min_confidence}, in a number "
-          f"{options.min_confidence_in_number}, unit marks {unit_marks}", file=sys.stderr)
+          f"{options.min_confidence_in_number}, unit marks {unit_marks}, pages seed +{args.seed}", file=sys.stderr)
     for kind, count in zip(evaluate.KINDS, args.pages):
         t0 = time.perf_counter()
-        pages = evaluate.make_pages(kind, count, SEEDS[kind], mnist=mnist, unit_marks=unit_marks)
+        pages = evaluate.make_pages(kind, count, SEEDS[kind] + args.seed, mnist=mnist, unit_marks=unit_marks)
         score = evaluate.Score()
         for i, page in enumerate(pages):
             result = reader.read(page.image, f"{kind} {i}")
