@@ -17,8 +17,8 @@ def union(boxes: Sequence[Sequence[int]]) -> Box:
     return (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
 
 
-def linked_groups(boxes: Sequence[Sequence[int]], reach: Callable[[Sequence[int]], float],
-                  linked: Callable[[Sequence[int], Sequence[int]], bool]) -> list[list[int]]:
+def linked_groups(boxes: Sequence[Sequence[float]], reach: Callable[[Sequence[float]], float],
+                  linked: Callable[[Sequence[float], Sequence[float]], bool]) -> list[list[int]]:
     """Indices of ``boxes`` grouped by the transitive closure of ``linked`` (union-find). Pairs
     are found by a sweep in x: a box is compared only with boxes that start at or before its
     ``reach`` (an x coordinate), so a busy camera frame with many blobs stays fast."""

@@ -91,15 +91,16 @@ def _rows(boxes: list[Box], groups: list[list[int]], level: list[float]) -> list
     if len(groups) < 2:
         return groups
     height = float(np.median([b[3] for b in boxes]))
-    spans = [(min(boxes[i][0] for i in g), max(boxes[i][0] + boxes[i][2] for i in g)) for g in groups]
-    mid = [float(np.median([level[i] for i in g])) for g in groups]
-    row_boxes = [(x0, mid[k] - height / 2, x1 - x0, height) for k, (x0, x1) in enumerate(spans)]
+    # One (level, left, width) per group, swept in level order so only groups at about the same
+    # height are compared (a busy camera frame has many).
+    spans = [(float(np.median([level[i] for i in g])), min(boxes[i][0] for i in g),
+              max(boxes[i][0] + boxes[i][2] for i in g) - min(boxes[i][0] for i in g)) for g in groups]
 
     def same_row(a, b) -> bool:
-        side_by_side = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]) < 0.25 * height
-        return side_by_side and abs(a[1] - b[1]) < ROW_LEVEL * height
+        overlap = min(a[1] + a[2], b[1] + b[2]) - max(a[1], b[1])
+        return abs(a[0] - b[0]) < ROW_LEVEL * height and overlap < 0.25 * height
 
-    merged = linked_groups(row_boxes, lambda b: float("inf"), same_row)
+    merged = linked_groups(spans, lambda g: g[0] + ROW_LEVEL * height, same_row)
     return [[i for k in m for i in groups[k]] for m in merged]
 
 

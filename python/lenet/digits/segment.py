@@ -148,8 +148,8 @@ def threshold(darkness: np.ndarray, min_contrast: float) -> np.ndarray:
 
 def _is_blot(mask: np.ndarray, max_solidity: float) -> bool:
     """Ink that fills its own convex outline, has no hole and is not a narrow stroke (a thick
-    straight 1 is convex too): a smudge or a blot, whatever its tilt. A box-based fill misses these: an
-    ellipse fills only π/4 of its box, less when tilted."""
+    straight 1 is convex too): a smudge or a blot, whatever its tilt. A fill of the box misses
+    these: an ellipse fills only π/4 of its box, less when tilted."""
     points = cv2.findNonZero(mask.astype(np.uint8))
     if points is None or len(points) < 8:
         return False
