@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lenet.digits import evaluate
     from lenet.digits.classify import DEFAULT_MODEL, load_classifier
-    from lenet.digits.reader import DigitReader, ReaderOptions
+    from lenet.digits.reader import THRESHOLDS, DigitReader, ReaderOptions
     from lenet.digits.synth import heldout_digits
 
     p = argparse.ArgumentParser(description="Score the digit reader on held-out pages.")
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="pages per kind (default 16 14 12)")
     p.add_argument("--min-confidence", type=float, default=None, help="default: the model's manifest")
     p.add_argument("--min-confidence-in-number", type=float, default=None, help="default: the model's manifest")
+    p.add_argument("--min-confidence-between", type=float, default=None, help="default: the model's manifest")
     p.add_argument("--unit-marks", type=float, default=None,
                    help="share of numbers followed by a unit-like letter at digit spacing "
                         "(default %(default)s: lenet.digits.evaluate.UNIT_MARKS; 0: marks apart from numbers only)")
@@ -59,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.record and args.seed:
         p.error("--record stores the figures of the recorded set of pages: leave out --seed")
 
-    options = ReaderOptions.for_model(args.model, min_confidence=args.min_confidence,
-                                      min_confidence_in_number=args.min_confidence_in_number,
+    options = ReaderOptions.for_model(args.model, **{n: getattr(args, n) for n in THRESHOLDS},
                                       jitter=not args.no_jitter)
     unit_marks = evaluate.UNIT_MARKS if args.unit_marks is None else args.unit_marks
     clf = load_classifier(args.model)
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     total_marks = total_read = 0
     print(f"model {args.model} ({clf.backend}), min confidence {options.min_confidence}, in a number "
-          f"{options.min_confidence_in_number}, unit marks {unit_marks}, pages seed +{args.seed}", file=sys.stderr)
+          f"{options.min_confidence_in_number}, between digits {options.min_confidence_between}, "
+          f"unit marks {unit_marks}, pages seed +{args.seed}", file=sys.stderr)
     for kind, count in zip(evaluate.KINDS, args.pages):
         t0 = time.perf_counter()
         pages = evaluate.make_pages(kind, count, SEEDS[kind] + args.seed, mnist=mnist, unit_marks=unit_marks)
@@ -113,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         manifest = json.loads(manifest_path.read_text())
         manifest.setdefault("reader", {})["heldout_pages"] = {
             **results, "command": "make reader-eval (tools/reader_eval.py)", "unit_marks": unit_marks,
-            "min_confidence": options.min_confidence, "min_confidence_in_number": options.min_confidence_in_number}
-        manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+            **{n: getattr(options, n) for n in THRESHOLDS}}
+        tmp = manifest_path.with_name(manifest_path.name + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+        os.replace(tmp, manifest_path)
     return 0
 
 

@@ -10,7 +10,8 @@ threshold → the model shipped in python/lenet/digits/model/.
 4. The default ``--min-confidence``: on the validation crops (other seeds, same fonts, the same
    MNIST writers drawn anew; digits vs rubbish) the strictest threshold that refuses at most 2 %
    of the digits; both error rates recorded. And ``--min-confidence-in-number`` (shapes among
-   read digits): the strictest that refuses at most 1 %.
+   read digits): the strictest that refuses at most 1 %; ``--min-confidence-between`` (shapes
+   between two read digits of a number): at most 0.5 %.
 
 The recipe, the data's description, the held-out fonts and these figures go into the shipped
 manifest under "reader"; tools/reader_eval.py adds the held-out page figures.
@@ -41,6 +42,9 @@ MAX_REFUSED = 0.02  # validation digits the default threshold may refuse
 # ... and the threshold for shapes among read digits (lenet.digits.group): half that. Inside a
 # number a shape is most likely a digit, and the marks found there are letters written after it.
 MAX_REFUSED_IN_NUMBER = 0.01
+# ... and for shapes between two read digits of a number, a quarter: a letter or a unit is written
+# after a number, not inside it.
+MAX_REFUSED_BETWEEN = 0.005
 # Code whose change changes the training crops (the data cache's key).
 DATA_CODE = ("digits/training_data.py", "digits/variety.py", "digits/fonts.py", "digits/segment.py",
              "digits/normalize.py", "mnist_crop.py", "glyphs.py")
@@ -94,8 +98,8 @@ def train(data: Path, run: Path) -> Path:
 
 
 def choose_threshold(model_dir: Path, data: Path) -> dict:
-    """The confidence threshold on the validation crops, as the reader computes confidence
-    (jitter-averaged MAP posterior), and the two error rates it gives."""
+    """The confidence thresholds on the validation crops, as the reader computes confidence
+    (jitter-averaged MAP posterior), and the two error rates each gives."""
     import lenet_ext
 
     from lenet.digits.classify import EngineClassifier
@@ -117,14 +121,16 @@ def choose_threshold(model_dir: Path, data: Path) -> dict:
         ok = [t for t in grid if (conf[digit] < t).mean() <= max_refused]
         return float(ok[-1] if ok else grid[0])
 
-    t, t_in = strictest(MAX_REFUSED), strictest(MAX_REFUSED_IN_NUMBER)
-    return {"min_confidence": t, "min_confidence_in_number": t_in,
-            "validation": {"digits": int(digit.sum()), "rubbish": int(rubbish.sum()),
-                           "digits_refused": round(float((conf[digit] < t).mean()), 4),
+    t, t_in, t_between = strictest(MAX_REFUSED), strictest(MAX_REFUSED_IN_NUMBER), strictest(MAX_REFUSED_BETWEEN)
+
+    def rates(threshold: float) -> dict:
+        return {"digits_refused": round(float((conf[digit] < threshold).mean()), 4),
+                "rubbish_accepted": round(float((conf[rubbish] >= threshold).mean()), 4)}
+
+    return {"min_confidence": t, "min_confidence_in_number": t_in, "min_confidence_between": t_between,
+            "validation": {"digits": int(digit.sum()), "rubbish": int(rubbish.sum()), **rates(t),
                            "digits_misread": round(float(((conf >= t) & (best != y))[digit].mean()), 4),
-                           "rubbish_accepted": round(float((conf[rubbish] >= t).mean()), 4),
-                           "in_number": {"digits_refused": round(float((conf[digit] < t_in).mean()), 4),
-                                         "rubbish_accepted": round(float((conf[rubbish] >= t_in).mean()), 4)}}}
+                           "in_number": rates(t_in), "between": rates(t_between)}}
 
 
 def ship(export_dir: Path, ship_dir: Path, reader_info: dict) -> None:
@@ -216,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": {"data": round(t_data), "train": round(t_train)}}
     info.update(choose_threshold(export_dir, data))
     ship(export_dir, Path(args.ship), info)
-    print(json.dumps({k: info[k] for k in ("min_confidence", "min_confidence_in_number", "validation", "seconds")}))
+    print(json.dumps({k: info[k] for k in ("min_confidence", "min_confidence_in_number", "min_confidence_between",
+                                           "validation", "seconds")}))
     return 0
 
 

@@ -102,7 +102,7 @@ def test_camera_that_does_not_exist(capsys, reader_model):
     assert "camera 97: cannot be opened" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("option", ["--min-confidence", "--min-confidence-in-number"])
+@pytest.mark.parametrize("option", ["--min-confidence", "--min-confidence-in-number", "--min-confidence-between"])
 def test_confidence_out_of_range(capsys, reader_model, option):
     rc = main(["page.png", "--model", str(reader_model), option, "1.5"])
     assert rc == 2
@@ -113,10 +113,10 @@ def test_reader_options_come_from_the_manifest(tmp_path):
     from lenet.digits.reader import ReaderOptions
 
     (tmp_path / "manifest.json").write_text(
-        '{"reader": {"min_confidence": 0.4, "min_confidence_in_number": 0.12}}')
+        '{"reader": {"min_confidence": 0.4, "min_confidence_in_number": 0.12, "min_confidence_between": 0.02}}')
     assert ReaderOptions.for_model(tmp_path).min_confidence_in_number == 0.12
     options = ReaderOptions.for_model(tmp_path, min_confidence=0.3, min_confidence_in_number=None)
-    assert (options.min_confidence, options.min_confidence_in_number) == (0.3, 0.12)
+    assert (options.min_confidence, options.min_confidence_in_number, options.min_confidence_between) == (0.3, 0.12, 0.02)
     assert ReaderOptions.for_model(tmp_path / "elsewhere") == ReaderOptions()
 
 

@@ -214,6 +214,15 @@ def test_a_shape_among_read_digits_is_read_at_the_in_number_threshold():
     numbers, left_out = group_numbers(line, in_number=0.15)
     assert [n.text for n in numbers] == ["127"] and sorted(x.box[0] for x in left_out) == [100, 130]
     assert line[1].accepted is False  # the caller's shapes are not changed
+    # Between two read digits a lower threshold is enough; after the last one it is not (a unit).
+    line = [d(1, 10, 0.9), d(2, 40, 0.05), d(7, 70, 0.9), d(4, 100, 0.05), d(5, 130, 0.01, y=12)]
+    numbers, left_out = group_numbers(line, in_number=0.15, between=0.03)
+    assert [n.text for n in numbers] == ["127"] and sorted(x.box[0] for x in left_out) == [100, 130]
+    line[4] = d(5, 130, 0.9)
+    numbers, left_out = group_numbers(line, in_number=0.15, between=0.03)
+    assert [n.text for n in numbers] == ["12745"] and left_out == []
+    numbers, _ = group_numbers(line, in_number=0.15)
+    assert [n.text for n in numbers] == ["1?7?5"]
     # A shape alone (no read digit in its run) is never rescued.
     numbers, left_out = group_numbers([d(1, 10, 0.9), d(2, 200, 0.2)], in_number=0.15)
     assert [n.text for n in numbers] == ["1"] and [x.box[0] for x in left_out] == [200]

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "height, is read if its confidence is at least P (default: the manifest's, "
                         "chosen on validation data; none for models without one: such shapes stay "
                         "'?' in their number)")
+    p.add_argument("--min-confidence-between", type=float, default=None, metavar="P",
+                   help="... and one lying between two read digits of a number, at their height, "
+                        "if its confidence is at least P (a letter or a unit follows a number; it "
+                        "does not sit inside one). Default: the manifest's, as above")
     p.add_argument("--deskew", action="store_true", help="straighten slanted digits by their moments")
     p.add_argument("--no-jitter", action="store_true",
                    help="classify each crop once, not averaged over 9 small shifts/scalings/rotations")
@@ -360,16 +364,16 @@ def run_stream_headless(args, reader, model_info, cap, name: str, is_camera: boo
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .reader import THRESHOLDS
+
     args = build_parser().parse_args(argv)
     parser_error = None
     if not args.images and args.video is None and args.camera is None:
         parser_error = "nothing to read: give IMAGE files, --video FILE or --camera N"
     elif args.images and (args.video is not None or args.camera is not None):
         parser_error = "give either IMAGE files or --video/--camera, not both"
-    elif args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
-        parser_error = f"--min-confidence must be in [0, 1], got {args.min_confidence}"
-    elif args.min_confidence_in_number is not None and not 0.0 <= args.min_confidence_in_number <= 1.0:
-        parser_error = f"--min-confidence-in-number must be in [0, 1], got {args.min_confidence_in_number}"
+    elif bad := [n for n in THRESHOLDS if getattr(args, n) is not None and not 0.0 <= getattr(args, n) <= 1.0]:
+        parser_error = f"--{bad[0].replace('_', '-')} must be in [0, 1], got {getattr(args, bad[0])}"
     elif args.out and (args.video is not None or args.camera is not None) and not args.headless:
         parser_error = "--out with --video/--camera needs --headless (the live window shows the result)"
     elif not (math.isfinite(args.gap) and args.gap > 0):
@@ -410,8 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         jitter = False
         print(f"lenet-digits: note: {classifier.backend} backend, not lenet_ext: "
               "classifying each crop once for speed", file=sys.stderr)
-    options = ReaderOptions.for_model(args.model, min_confidence=args.min_confidence,
-                                      min_confidence_in_number=args.min_confidence_in_number,
+    options = ReaderOptions.for_model(args.model, **{n: getattr(args, n) for n in THRESHOLDS},
                                       deskew=args.deskew, jitter=jitter, gap=args.gap,
                                       segment=SegmentOptions(ink=args.ink), skip_border=not args.images)
     try:

@@ -114,17 +114,19 @@ NUMBER_HEIGHT = (0.6, 1.6)
 DIGIT_HEIGHT = (0.75, 1.35)
 
 
-def group_numbers(digits: list[Digit], gap: float = 0.6, in_number: float | None = None
-                  ) -> tuple[list[Number], list[Digit]]:
+def group_numbers(digits: list[Digit], gap: float = 0.6, in_number: float | None = None,
+                  between: float | None = None) -> tuple[list[Number], list[Digit]]:
     """Numbers in reading order, and the shapes left out of them.
 
     Within a line a number ends where the space to the next digit is more than ``gap`` × the
     line's median digit height. A shape of the wrong height for the line (``NUMBER_HEIGHT``), read
     or refused, is not part of a number and ends it. A refused shape (``accepted=False``) among
     read digits is read after all when its confidence is at least ``in_number`` (None: never) and
-    it is digit-sized (``DIGIT_HEIGHT``): inside a number a shape is most likely a digit. Else it
-    stays in its number as "?" when it lies between two read digits (a digit the network is unsure
-    of must not split a number in two); at a number's ends it is not part of the number."""
+    it is digit-sized (``DIGIT_HEIGHT``): inside a number a shape is most likely a digit. Between
+    two read digits of its number it is more likely still (a letter or a unit follows a number;
+    it does not sit inside one), so there ``between`` (lower) is enough. Else it stays in its
+    number as "?" when it lies between two read digits (a digit the network is unsure of must
+    not split a number in two); at a number's ends it is not part of the number."""
     numbers: list[Number] = []
     left_out: list[Digit] = []
     for line in lines_of(digits):
@@ -145,26 +147,31 @@ def group_numbers(digits: list[Digit], gap: float = 0.6, in_number: float | None
             current: list[Digit] = []
             for d in run:
                 if not NUMBER_HEIGHT[0] * height <= d.box[3] <= NUMBER_HEIGHT[1] * height:
-                    numbers += _trimmed(current, left_out)
+                    numbers += _trimmed(current, left_out, height, between)
                     left_out.append(d)
                     current = []
                 else:
                     current.append(d)
-            numbers += _trimmed(current, left_out)
+            numbers += _trimmed(current, left_out, height, between)
     return numbers, left_out
 
 
-def _rescued(d: Digit, height: float, in_number: float) -> bool:
-    return (not d.accepted and d.confidence >= in_number
+def _rescued(d: Digit, height: float, threshold: float) -> bool:
+    return (not d.accepted and d.confidence >= threshold
             and DIGIT_HEIGHT[0] * height <= d.box[3] <= DIGIT_HEIGHT[1] * height)
 
 
-def _trimmed(run: list[Digit], left_out: list[Digit]) -> list[Number]:
-    """The run without refused shapes at its ends (those go to ``left_out``); [] if none is read."""
+def _trimmed(run: list[Digit], left_out: list[Digit], height: float, between: float | None
+             ) -> list[Number]:
+    """The run without refused shapes at its ends (those go to ``left_out``), those between read
+    digits read at the ``between`` threshold; [] if none is read."""
     first = next((i for i, d in enumerate(run) if d.accepted), None)
     if first is None:
         left_out += run
         return []
     last = max(i for i, d in enumerate(run) if d.accepted)
     left_out += run[:first] + run[last + 1:]
-    return [Number(run[first:last + 1])]
+    inside = run[first:last + 1]
+    if between is not None:
+        inside = [replace(d, accepted=True) if _rescued(d, height, between) else d for d in inside]
+    return [Number(inside)]

@@ -14,10 +14,15 @@ from .normalize import candidate_crops, jitters, to_mnist
 from .segment import Candidate, SegmentOptions
 
 
+# The confidence thresholds a model's manifest records (tools/reader_model.py chooses them).
+THRESHOLDS = ("min_confidence", "min_confidence_in_number", "min_confidence_between")
+
+
 @dataclass(frozen=True)
 class ReaderOptions:
     min_confidence: float = 0.1   # below: "not a digit" (see classify.py for what it means)
     min_confidence_in_number: float | None = None  # refused shapes among read digits: see group.py
+    min_confidence_between: float | None = None    # ... and between two read digits of a number
     deskew: bool = False          # MNIST itself is not deskewed, so a model trained on it isn't either
     jitter: bool = True           # average over small re-registrations (normalize.jitters)
     split_aspect: float = 1.1     # blobs wider than this × height are also tried as two digits (0: never)
@@ -31,7 +36,7 @@ class ReaderOptions:
         """Options with the thresholds a model's manifest records (chosen on its validation data,
         tools/reader_model.py), else the defaults; ``overrides`` that are None are ignored."""
         settings = reader_settings(path)
-        values = {name: settings[name] for name in ("min_confidence", "min_confidence_in_number")
+        values = {name: settings[name] for name in THRESHOLDS
                   if isinstance(settings.get(name), (int, float))}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -133,7 +138,8 @@ class DigitReader:
             for box, j in parts:
                 shapes.append(Digit(int(best[j]), float(conf[j]), box, crops[j],
                                     accepted=bool(conf[j] >= self.options.min_confidence)))
-        numbers, left_out = group_numbers(shapes, self.options.gap, self.options.min_confidence_in_number)
+        numbers, left_out = group_numbers(shapes, self.options.gap, self.options.min_confidence_in_number,
+                                          self.options.min_confidence_between)
         # Left out of the numbers: refused shapes, and read ones of the wrong height for their line.
         rejected += [Rejected(d.box, "height" if d.accepted else "confidence", d.confidence, d.digit, d.crop)
                      for d in left_out]
