@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record", action="store_true", help="store the figures in the model's manifest")
     p.add_argument("--errors", action="store_true", help="list every error")
     args = p.parse_args(argv)
+    if args.seed < 0:
+        p.error(f"--seed must be 0 or more, got {args.seed}")
     if args.record and args.seed:
         p.error("--record stores the figures of the recorded set of pages: leave out --seed")
 

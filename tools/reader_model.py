@@ -47,7 +47,7 @@ MAX_REFUSED_IN_NUMBER = 0.01
 MAX_REFUSED_BETWEEN = 0.005
 # Code whose change changes the training crops (the data cache's key).
 DATA_CODE = ("digits/training_data.py", "digits/variety.py", "digits/fonts.py", "digits/segment.py",
-             "digits/normalize.py", "mnist_crop.py", "glyphs.py")
+             "digits/boxes.py", "digits/normalize.py", "mnist_crop.py", "glyphs.py", "data.py")
 
 
 def data_key() -> str:
@@ -119,6 +119,9 @@ def choose_threshold(model_dir: Path, data: Path) -> dict:
 
     def strictest(max_refused: float) -> float:
         ok = [t for t in grid if (conf[digit] < t).mean() <= max_refused]
+        if not ok:
+            print(f"reader-model: warning: even {grid[0]} refuses more than {max_refused:.1%} of the "
+                  f"validation digits ({(conf[digit] < grid[0]).mean():.2%}); using it", file=sys.stderr)
         return float(ok[-1] if ok else grid[0])
 
     t, t_in, t_between = strictest(MAX_REFUSED), strictest(MAX_REFUSED_IN_NUMBER), strictest(MAX_REFUSED_BETWEEN)

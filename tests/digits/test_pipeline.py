@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lenet.digits.classify import confidences
-from lenet.digits.group import Digit, group_numbers
+from lenet.digits.group import Digit, group_numbers, lines_of
 from lenet.digits.normalize import to_mnist
 from lenet.digits.reader import DigitReader, ReaderOptions
 from lenet.digits.segment import SegmentOptions, find_candidates, ink_map, threshold
@@ -96,6 +96,11 @@ def test_the_parts_of_a_percent_sign_are_one_shape(heldout_fonts):
             candidates, _ = find_candidates(img)
             last = max(candidates, key=lambda c: c.box[0])
             assert len(candidates) == 3 and last.pieces >= 2 and not last.reason, font
+    # Slanted digits of one size whose boxes overlap are not joined: three 1s, not touching.
+    img = np.full((200, 300), 235, np.uint8)
+    for x in (60, 76, 92):
+        cv2.line(img, (x + 22, 80), (x, 120), 40, 4, cv2.LINE_AA)
+    assert [c.pieces for c in find_candidates(img)[0]] == [1, 1, 1]
 
 
 def test_pieces_joined_as_one_sign_are_not_split_as_touching_digits():
@@ -181,6 +186,16 @@ def test_numbers_far_apart_on_a_slanted_row_stay_in_their_row():
     # Level, and no long number to show a slant: rows still kept apart.
     flat = [Digit(v, 1.0, (x, y, 25, 40)) for v, x, y in ((1, 10, 100), (2, 400, 104), (3, 10, 180), (4, 400, 170))]
     assert [n.text for n in group_numbers(flat)[0]] == ["1", "2", "3", "4"]
+    # A table of short numbers on a page tilted 4°, so no group shows the slant: each cell is
+    # near in height to a cell of the row below, but rows do not chain into each other.
+    table = [Digit(k, 1.0, (x + 28 * k, round(100 + 80 * r + 0.07 * x), 25, 40))
+             for r in range(3) for x in range(10, 1110, 220) for k in (1, 2)]
+    assert [n.text for n in group_numbers(table)[0]] == ["12"] * 15
+    assert [len(line) for line in lines_of(table)] == [10, 10, 10]
+    # Big digits and, far to their right at the same height, small ones: two rows, both read.
+    sizes = [Digit(v, 1.0, (x, 60, 50, 80)) for v, x in ((1, 10), (2, 70), (3, 130))]
+    sizes += [Digit(v, 1.0, (x, 80, 25, 40)) for v, x in ((9, 700), (8, 730))]
+    assert [n.text for n in group_numbers(sizes)[0]] == ["123", "98"]
 
 
 def test_a_refused_digit_keeps_its_number_together():

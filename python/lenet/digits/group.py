@@ -86,22 +86,30 @@ def _levels(boxes: list[Box], groups: list[list[int]]) -> list[float]:
 
 
 def _rows(boxes: list[Box], groups: list[list[int]], level: list[float]) -> list[list[int]]:
-    """Groups merged into rows: at the same skew-corrected height (``ROW_LEVEL``) and side by
-    side, not one above the other."""
+    """Groups merged into rows, left to right: a group joins the row whose last group ends before
+    it starts, at the nearest skew-corrected height (within ``ROW_LEVEL``), with digits of about
+    its size (``DIGIT_HEIGHT``; a line of small print beside big digits is a row of its own).
+    Built greedily, so a row never takes in two groups one above the other: on a tilted page
+    whose skew is unknown (no group long enough to show it) rows would chain into each other."""
     if len(groups) < 2:
         return groups
     height = float(np.median([b[3] for b in boxes]))
-    # One (level, left, width) per group, swept in level order so only groups at about the same
-    # height are compared (a busy camera frame has many).
+    # (level, left, right, digit height) of each group
     spans = [(float(np.median([level[i] for i in g])), min(boxes[i][0] for i in g),
-              max(boxes[i][0] + boxes[i][2] for i in g) - min(boxes[i][0] for i in g)) for g in groups]
-
-    def same_row(a, b) -> bool:
-        overlap = min(a[1] + a[2], b[1] + b[2]) - max(a[1], b[1])
-        return abs(a[0] - b[0]) < ROW_LEVEL * height and overlap < 0.25 * height
-
-    merged = linked_groups(spans, lambda g: g[0] + ROW_LEVEL * height, same_row)
-    return [[i for k in m for i in groups[k]] for m in merged]
+              max(boxes[i][0] + boxes[i][2] for i in g), float(np.median([boxes[i][3] for i in g])))
+             for g in groups]
+    rows: list[list[int]] = []
+    for k in sorted(range(len(groups)), key=lambda k: spans[k][1]):
+        lv, left, _, size = spans[k]
+        fits = [row for row in rows
+                if abs(lv - spans[row[-1]][0]) < ROW_LEVEL * height
+                and left > spans[row[-1]][2] - 0.25 * height
+                and DIGIT_HEIGHT[0] <= size / spans[row[0]][3] <= DIGIT_HEIGHT[1]]
+        if fits:
+            min(fits, key=lambda row: abs(lv - spans[row[-1]][0])).append(k)
+        else:
+            rows.append([k])
+    return [[i for k in row for i in groups[k]] for row in rows]
 
 
 # A shape belongs to a number only if its height is within these bounds × the line's median digit

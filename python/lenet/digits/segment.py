@@ -183,11 +183,11 @@ def _joinable(a: list[int], b: list[int]) -> bool:
     gap_y = max(ya, yb) - min(ya + ha, yb + hb)
     if gap_y > 0.25 * max(ha, hb):
         return False
-    small = (wa * ha) < (wb * hb)
     inside = overlap_x * (min(ya + ha, yb + hb) - max(ya, yb))
-    if inside >= 0.4 * (wa * ha if small else wb * hb):
-        # Mostly within the other's box: part of the same sign (the circles of a %, an 8's loose
-        # loop), not a neighbour, which shares at most a corner.
+    if min(ha, hb) < 0.7 * max(ha, hb) and inside >= 0.4 * min(wa * ha, wb * hb):
+        # A clearly shorter piece with at least 40 % of its box within the other's: part of the
+        # same sign (the circles of a %, about 0.6 of its bar), not a neighbour. Neighbours of one
+        # size can overlap that much when slanted and are left to the rules below.
         return True
     if min(ha, hb) < 0.5 * max(ha, hb):
         # A small piece need only reach over the big one.
@@ -247,7 +247,8 @@ def find_candidates(image: np.ndarray, opts: SegmentOptions = SegmentOptions()
             reason = "large"
         elif w > opts.max_aspect * h:
             reason = "wide"
-        elif _is_blot(mask, opts.max_solidity):
+        elif h >= 2 * opts.min_height and _is_blot(mask, opts.max_solidity):
+            # (Below that a bold digit's loops fill in: too few pixels to tell it from a blot.)
             reason = "solid"
         elif fill < opts.min_fill:
             reason = "sparse"
