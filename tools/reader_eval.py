@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from lenet.digits.classify import DEFAULT_MODEL, load_classifier
     from lenet.digits.reader import THRESHOLDS, DigitReader, ReaderOptions
     from lenet.digits.synth import heldout_digits
+    from lenet.paths import atomic_write_bytes
 
     p = argparse.ArgumentParser(description="Score the digit reader on held-out pages.")
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="model (default: the bundled one)")
@@ -118,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest.setdefault("reader", {})["heldout_pages"] = {
             **results, "command": "make reader-eval (tools/reader_eval.py)", "unit_marks": unit_marks,
             **{n: getattr(options, n) for n in THRESHOLDS}}
-        tmp = manifest_path.with_name(manifest_path.name + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-        os.replace(tmp, manifest_path)
+        atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
     return 0
 
 

@@ -155,6 +155,8 @@ def ship(export_dir: Path, ship_dir: Path, reader_info: dict) -> None:
 
 def rethreshold(ship_dir: Path, build: Path, key: str) -> int:
     """The shipped model's thresholds chosen again (after a change to how they are chosen)."""
+    from lenet.paths import atomic_write_bytes
+
     manifest_path = ship_dir / "manifest.json"
     if not manifest_path.is_file():
         print(f"error: {ship_dir}: no shipped model (manifest.json) to update", file=sys.stderr)
@@ -169,9 +171,7 @@ def rethreshold(ship_dir: Path, build: Path, key: str) -> int:
     chosen = choose_threshold(ship_dir, make_data(build, key))
     reader.update(chosen)
     manifest["reader"] = reader
-    tmp = manifest_path.with_name(manifest_path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, manifest_path)
+    atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
     print(json.dumps(chosen))
     return 0
 

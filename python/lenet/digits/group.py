@@ -58,10 +58,13 @@ def lines_of(digits: list[Digit]) -> list[list[Digit]]:
     of one row that a wide space (a refused mark, a long dash) kept apart are put together
     (``_rows``): else the number after the space is read as a line of its own, before or after
     the rest of its row."""
+    if not digits:
+        return []
     boxes = [d.box for d in digits]
     groups = linked_groups(boxes, lambda b: b[0] + b[2] + 4 * b[3], _same_line)
-    level = _levels(boxes, groups)
-    rows = _rows(boxes, groups, level)
+    height = float(np.median([b[3] for b in boxes]))
+    level = _levels(boxes, groups, height)
+    rows = _rows(boxes, groups, level, height)
     lines = [sorted((digits[i] for i in g), key=lambda d: d.box[0] + d.box[2] / 2) for g in rows]
     order = sorted(range(len(rows)), key=lambda r: float(np.median([level[i] for i in rows[r]])))
     return [lines[r] for r in order]
@@ -72,20 +75,19 @@ def lines_of(digits: list[Digit]) -> list[list[Digit]]:
 ROW_LEVEL = 0.5
 
 
-def _levels(boxes: list[Box], groups: list[list[int]]) -> list[float]:
+def _levels(boxes: list[Box], groups: list[list[int]], height: float) -> list[float]:
     """Each box's centre height with the page's skew taken out (the height its line would have at
     x = 0). The skew is the median slope of the groups long enough to show one (three digits
     or more, spanning at least three digit heights); 0 when none is."""
     cx = np.array([b[0] + b[2] / 2 for b in boxes], float)
     cy = np.array([b[1] + b[3] / 2 for b in boxes], float)
-    height = float(np.median([b[3] for b in boxes])) if boxes else 1.0
     slopes = [np.polyfit(cx[g], cy[g], 1)[0] for g in groups
               if len(g) >= 3 and np.ptp(cx[g]) >= 3 * height]
     skew = float(np.clip(np.median(slopes), -0.3, 0.3)) if slopes else 0.0
     return list(cy - skew * cx)
 
 
-def _rows(boxes: list[Box], groups: list[list[int]], level: list[float]) -> list[list[int]]:
+def _rows(boxes: list[Box], groups: list[list[int]], level: list[float], height: float) -> list[list[int]]:
     """Groups merged into rows, left to right: a group joins the row whose last group ends before
     it starts, at the nearest skew-corrected height (within ``ROW_LEVEL``), with digits of about
     its size (``DIGIT_HEIGHT``; a line of small print beside big digits is a row of its own).
@@ -93,7 +95,6 @@ def _rows(boxes: list[Box], groups: list[list[int]], level: list[float]) -> list
     whose skew is unknown (no group long enough to show it) rows would chain into each other."""
     if len(groups) < 2:
         return groups
-    height = float(np.median([b[3] for b in boxes]))
     # (level, left, right, digit height) of each group
     spans = [(float(np.median([level[i] for i in g])), min(boxes[i][0] for i in g),
               max(boxes[i][0] + boxes[i][2] for i in g), float(np.median([boxes[i][3] for i in g])))

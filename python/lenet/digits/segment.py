@@ -155,7 +155,8 @@ def _is_blot(mask: np.ndarray, max_solidity: float) -> bool:
         # An oval or a rectangle at least 0.35 as wide as long fills more of its box than this at
         # any tilt (the thinnest rectangle at 45°: 0.38; ellipse: 0.49). Most digits stop here.
         return False
-    points = cv2.findNonZero(mask.astype(np.uint8))
+    mask = mask.astype(np.uint8)
+    points = cv2.findNonZero(mask)
     if points is None or len(points) < 8:
         return False
     hull = cv2.convexHull(points)
@@ -168,7 +169,7 @@ def _is_blot(mask: np.ndarray, max_solidity: float) -> bool:
         return False
     # A thick 0 or 8 with its loop nearly closed is still a digit: a real hole, not a pinhole
     # that noise or JPEG leaves in a smudge (measured: at most 1 % of its ink).
-    contours, nesting = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    contours, nesting = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     holes = [cv2.contourArea(c) for c, n in zip(contours, nesting[0]) if n[3] >= 0]
     return max(holes, default=0.0) < 0.03 * ink
 
