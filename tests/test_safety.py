@@ -488,13 +488,18 @@ def _iou(a, b) -> float:
     return iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 7])
 @pytest.mark.parametrize("border", ["white", "white-jpeg", "black"])
 def test_page_with_a_60px_border_gives_the_same_candidates(seed, border):
     """A photographed page on a flat 60-px canvas: the same digits are found as without it (the
     bright margin used to turn the paper along it into bands of "ink", read as 1s, and to swallow
     the digits near the edge: 4 of 15 numbers misread). Reading itself is the same crops through
-    the same model, so equal candidates mean an equal reading."""
+    the same model, so equal digit candidates mean an equal reading.
+
+    Digits are held to the same boxes (IoU > 0.85). A smudge is a blurred blot with no edge of its
+    own: where its fading ink crosses the contrast threshold moves a pixel or two with JPEG noise
+    alone, framed or not (IoU 0.83-0.91 on seed 1's smudge), and a faint mark can come and go at
+    the threshold (seed 7), so marks are only held to stay on what is written on the page."""
     from lenet.digits.segment import find_candidates
     from lenet.digits.synth import heldout_digits, make_page
 
@@ -510,8 +515,20 @@ def test_page_with_a_60px_border_gives_the_same_candidates(seed, border):
     plain = [c.box for c in find_candidates(page.image)[0] if not c.reason]
     found = [(x0 - 60, y0 - 60, w, h) for (x0, y0, w, h), reason in
              ((c.box, c.reason) for c in find_candidates(framed)[0]) if not reason]
-    assert len(found) == len(plain)
-    assert min(max(_iou(a, b) for b in found) for a in plain) > 0.85
+    digits = [d.box for n in page.numbers for d in n.digits]
+
+    def on_a_digit(box) -> bool:
+        return max(_iou(box, d) for d in digits) > 0.5
+
+    plain_digits = [b for b in plain if on_a_digit(b)]
+    found_digits = [b for b in found if on_a_digit(b)]
+    assert len(plain_digits) >= 0.9 * len(digits)  # the page itself is read
+    assert len(found_digits) == len(plain_digits)
+    assert min(max(_iou(a, b) for b in found_digits) for a in plain_digits) > 0.85
+    # No band of "ink" along the margin: every other candidate lies on a mark, a digit or a
+    # candidate of the page without the border.
+    written = digits + list(page.marks) + plain
+    assert all(max(_iou(b, w) for w in written) > 0.3 for b in found), found
 
 
 @pytest.mark.parametrize("case, needle", [

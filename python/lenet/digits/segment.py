@@ -105,8 +105,39 @@ def flat_margin(gray: np.ndarray, tol: float = 3.0) -> tuple[int, int, int, int]
     # The picture's paper, 8 px inside its edge: past a JPEG block of ringing from the margin.
     inner = gray[top + 8:bottom - 8, left + 8:right - 8]
     rim = np.concatenate([inner[0], inner[-1], inner[:, 0], inner[:, -1]])
-    if abs(float(np.median(rim)) - corner) < 20:
+    paper = float(np.median(rim))
+    if abs(paper - corner) < 20:
         return None  # the margin is the paper itself (a clean scan): nothing to cut
+    return _trim_ringing(gray, (top, bottom, left, right), corner, paper)
+
+
+def _trim_ringing(gray: np.ndarray, box: tuple[int, int, int, int], margin: float, paper: float,
+                  most: int = 8) -> tuple[int, int, int, int]:
+    """Move each edge of the picture inward past lines that still look like the margin: JPEG rings
+    along a sharp edge, so the margin's last pixels are not flat and the flat test stops a pixel or
+    two outside the picture. A line of margin left inside made a band of "ink" along that edge (a
+    candidate on a framed JPEG page). At most one JPEG block (``most`` px) per edge."""
+    top, bottom, left, right = box
+
+    def is_margin(line: np.ndarray) -> bool:
+        return abs(float(np.median(line)) - margin) < abs(float(np.median(line)) - paper)
+
+    for _ in range(most):
+        if not is_margin(gray[top, left:right]):
+            break
+        top += 1
+    for _ in range(most):
+        if not is_margin(gray[bottom - 1, left:right]):
+            break
+        bottom -= 1
+    for _ in range(most):
+        if not is_margin(gray[top:bottom, left]):
+            break
+        left += 1
+    for _ in range(most):
+        if not is_margin(gray[top:bottom, right - 1]):
+            break
+        right -= 1
     return top, bottom, left, right
 
 
