@@ -5,7 +5,26 @@ BIN    := $(VENV)/bin
 RUN    ?= runs/demo
 ART    ?= artifacts/demo
 
-.PHONY: demo test build sanitize accuracy data-bench bench reader-model reader-eval reader-fps clean
+# Offline data cache: full MNIST's original files, assembled into the gitignored data/ folder
+# (where --dataset mnist looks by default) when this folder exists; online, torchvision downloads.
+MNIST_CACHE ?= ../shared/data/mnist
+DATA        ?= data
+
+.PHONY: demo test build system data sanitize accuracy data-bench bench reader-model reader-eval reader-fps clean
+
+# Debian packages the demo and the tests use (fonts, Fashion-MNIST, Xvfb): installed when this
+# machine can (root with apt-get), else the exact command is printed (tools/system_packages.sh).
+system:
+	@tools/system_packages.sh
+
+data: $(DATA)/MNIST/raw/t10k-labels-idx1-ubyte
+
+$(DATA)/MNIST/raw/t10k-labels-idx1-ubyte:
+	@if [ -x $(MNIST_CACHE)/assemble.sh ]; then \
+		$(MNIST_CACHE)/assemble.sh $(DATA) >/dev/null && echo "MNIST: $(DATA)/MNIST/raw (from $(MNIST_CACHE))"; \
+	else \
+		echo "MNIST: no offline copy in $(MNIST_CACHE); lenet-train --dataset mnist downloads it into $(DATA) when online"; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +45,7 @@ build: $(VENV)/.deps
 	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/python -c "import lenet, lenet_ext; print('lenet', lenet.__version__, lenet_ext.build_info())"
 
-demo: build
+demo: build system data
 	$(BIN)/lenet-summary lenet5
 	@# --force: a second `make demo` replaces the demo run it made the first time (lenet-train
 	@# refuses to overwrite a run without it); say so before the old run goes.
@@ -39,7 +58,7 @@ demo: build
 	@# The page is read with the reader model bundled in the package (make reader-model).
 	$(BIN)/lenet-digits $(RUN)/page.png --headless --out $(RUN)/page.annotated.png --json $(RUN)/page.json
 
-test: build
+test: build system data
 	$(BIN)/python -m pytest -q
 
 # Benchmarks, not tests: train every arch with its recipe (tens of minutes on 2 cores), and
