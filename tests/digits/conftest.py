@@ -29,7 +29,7 @@ def heldout_digits() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def heldout_fonts() -> None:
-    """The held-out font packages must be installed (.ci/run installs them): a missing one fails
+    """The held-out font packages must be installed (make test installs them): a missing one fails
     the test and names the Debian package, rather than skipping and testing nothing."""
     try:
         for name in fonts.HELD_OUT:

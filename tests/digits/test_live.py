@@ -24,7 +24,7 @@ TOOLS = ("Xvfb", "xdotool", "xwd")
 missing = [t for t in TOOLS if shutil.which(t) is None]
 pytestmark = pytest.mark.skipif(
     bool(missing), reason=f"{', '.join(missing)} not installed (apt-get install xvfb xdotool x11-apps; "
-                          ".ci/run installs them)")
+                          "make test installs them)")
 
 
 def read_xwd(data: bytes) -> np.ndarray:
