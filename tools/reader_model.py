@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,6 +32,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
+
+from ship import ship  # noqa: E402  (tools/ship.py, beside this script)
 
 RECIPE = {"arch": "lenet5", "dataset": "reader", "epochs": 24, "batch_size": 64, "optimizer": "adam",
           "lr": 2e-3, "schedule": "cosine", "augment": True, "seed": 0,
@@ -136,23 +136,6 @@ def choose_threshold(model_dir: Path, data: Path) -> dict:
                            "in_number": rates(t_in), "between": rates(t_between)}}
 
 
-def ship(export_dir: Path, ship_dir: Path, reader_info: dict) -> None:
-    """model.onnx and a manifest that lists only it (the other formats stay in the build)."""
-    manifest = json.loads((export_dir / "manifest.json").read_text())
-    manifest["artifacts"] = {k: v for k, v in manifest["artifacts"].items() if k == "model.onnx"}
-    manifest["reader"] = reader_info
-    tmp = ship_dir.with_name(ship_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copy2(export_dir / "model.onnx", tmp / "model.onnx")
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    keep = ship_dir / "__init__.py"
-    if keep.exists():
-        shutil.copy2(keep, tmp / "__init__.py")
-    shutil.rmtree(ship_dir, ignore_errors=True)
-    os.replace(tmp, ship_dir)
-
-
 def rethreshold(ship_dir: Path, build: Path, key: str) -> int:
     """The shipped model's thresholds chosen again (after a change to how they are chosen)."""
     from lenet.paths import atomic_write_bytes
@@ -224,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "metrics": json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]),
             "seconds": {"data": round(t_data), "train": round(t_train)}}
     info.update(choose_threshold(export_dir, data))
-    ship(export_dir, Path(args.ship), info)
+    ship(export_dir, Path(args.ship), "reader", info)
     print(json.dumps({k: info[k] for k in ("min_confidence", "min_confidence_in_number", "min_confidence_between",
                                            "validation", "seconds")}))
     return 0

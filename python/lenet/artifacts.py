@@ -322,13 +322,17 @@ def check_weights(spec: ArchSpec, raw: Any, where: str | os.PathLike) -> dict[st
 
 
 def load_artifact(path: str | os.PathLike) -> Artifact:
-    """Spec and weights from an artifact directory or one ``.torchscript.pt``/``.onnx``/``.pt2``
-    file. With a manifest (the directory's, or ``manifest.json`` next to the file), the file is
+    """Spec and weights from an artifact directory, one ``.torchscript.pt``/``.onnx``/``.pt2``
+    file, or the name of pretrained weights the package ships (:mod:`lenet.pretrained`). With a manifest (the directory's, or ``manifest.json`` next to the file), the file is
     hash-checked before it is read and its spec must equal the manifest's."""
-    p = Path(path)
+    from . import pretrained
+
+    p = pretrained.resolve(path)  # a shipped name such as "lenet5-mnist" is its directory
     if not p.exists():
         from .paths import missing_reason
 
+        if pretrained.looks_like_a_name(path):
+            raise ArtifactError(f"{p}: no such file or directory, and {pretrained.unknown(str(path))}")
         reason = missing_reason(p)
         raise ArtifactError(f"{p}: " + ("no such file or directory" if reason == "no such file" else reason))
     manifest: dict[str, Any] | None = None

@@ -79,6 +79,46 @@ def mnist_sample_arrays() -> dict[str, "torch.Tensor"]:
     return {"train_x": images[tr], "train_y": labels[tr], "test_x": images[te], "test_y": labels[te]}
 
 
+# Header magic and shape of each IDX file (big-endian: 0x0000 0x08 (ubyte) ndim, then the dims).
+_IDX_LAYOUT = {"train-images-idx3-ubyte": (2051, (60000, 28, 28)), "train-labels-idx1-ubyte": (2049, (60000,)),
+               "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)), "t10k-labels-idx1-ubyte": (2049, (10000,))}
+# SHA-256 of the original MNIST files, uncompressed. torchvision checks a download's MD5 but reads
+# files already in place as they are: a truncated or altered copy is named here, not trained on.
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+
+def check_idx_file(path: Path, sha256: str | None = None) -> None:
+    """Refuse an IDX file that is not the one its name says: wrong header, wrong size (truncated),
+    or (``sha256`` given) other bytes than the original's. The DataError names the file."""
+    import hashlib
+    import struct
+
+    magic, shape = _IDX_LAYOUT[path.name]
+    header = 4 + 4 * len(shape)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    fix = "delete it to download it again, or copy the original file there"
+    if len(data) < header or struct.unpack(">I", data[:4])[0] != magic:
+        raise DataError(f"{path}: not an IDX file of {'images' if len(shape) == 3 else 'labels'} "
+                        f"(its header is not the IDX magic {magic:#010x}); {fix}")
+    dims = struct.unpack(f">{len(shape)}I", data[4:header])
+    if dims != shape:
+        raise DataError(f"{path}: holds shape {dims}, expected {shape}; {fix}")
+    expected = header + math.prod(shape)
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "longer than its header says"
+        raise DataError(f"{path}: {what} ({len(data):,} bytes, expected {expected:,}); {fix}")
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise DataError(f"{path}: corrupt (its SHA-256 differs from the original MNIST file's); {fix}")
+
+
 def _prepare_debian_fashion(data_dir: Path) -> None:
     """Unpack Debian's Fashion-MNIST .gz files where torchvision looks for them."""
     raw = data_dir / "FashionMNIST" / "raw"
@@ -99,6 +139,9 @@ def _torchvision_split(name: str, data_dir: Path, train: bool) -> Split:
 
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     folder = data_dir / cls.__name__ / "raw"
+    for file in _IDX_FILES:
+        if (folder / file).exists():
+            check_idx_file(folder / file, MNIST_SHA256[file] if name == "mnist" else None)
     try:
         ds = cls(str(data_dir), train=train, download=True)
     except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError when offline
@@ -107,8 +150,10 @@ def _torchvision_split(name: str, data_dir: Path, train: bool) -> Split:
         raise DataError(
             f"{name}: not found in {folder} (looked for {', '.join(_IDX_FILES)}) and the download "
             f"failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-            f"To get it: {hint}run once on a machine that is online with the same --data-dir, "
-            f"or copy the IDX files into {folder}. Offline, --dataset mnist-sample works.") from None
+            f"To get it: {hint}run once on a machine that is online with the same --data-dir "
+            f"(or $LENET_DATA_DIR), or copy the IDX files into {folder}"
+            f"{' (in a checkout: make data)' if name == 'mnist' else ''}. "
+            f"Offline, --dataset mnist-sample works.") from None
     return Split(ds.data.to(torch.uint8).contiguous(), ds.targets.to(torch.int64))
 
 
@@ -138,6 +183,19 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
         _prepare_debian_fashion(root)
     names = DIGIT_NAMES if name == "mnist" else FASHION_NAMES
     return Dataset(name, names, _torchvision_split(name, root, True), _torchvision_split(name, root, False))
+
+
+def hold_out(split: Split, count: int) -> tuple[Split, Split]:
+    """(training, validation): ``count`` images of a training split set aside to choose an epoch
+    or a setting by, so no choice is made on the test split. The slice is drawn by a fixed
+    generator, the same for every --seed, so runs of different seeds are judged on the same
+    images."""
+    n = len(split.labels)
+    if not 0 < count < n:
+        raise DataError(f"a validation slice of {count} images needs 0 < count < {n}, the training images")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    keep, val = order[count:].sort().values, order[:count].sort().values
+    return Split(split.images[keep], split.labels[keep]), Split(split.images[val], split.labels[val])
 
 
 def preprocess(images: torch.Tensor, spec: ArchSpec) -> torch.Tensor:

@@ -36,7 +36,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .artifacts import FILES, MANIFEST, file_entry, sha256_file
+from . import pretrained
+from .artifacts import FILES, MANIFEST, file_entry, load_artifact, sha256_file
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 
 MANIFEST_FORMAT = "lenet-artifacts"
@@ -73,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                f"{', '.join(map(str, BATCHES))} on random inputs and real test digits; fails past "
                f"a max relative error of {RTOL:g} (per image, relative to its score scale). "
                "Exit status: 0 ok, 1 export or parity failure, 2 bad arguments.")
-    ap.add_argument("checkpoint", help="checkpoint written by lenet-train (e.g. runs/demo/best.pt)")
+    ap.add_argument("checkpoint", help="checkpoint written by lenet-train (e.g. runs/demo/best.pt), "
+                                       "or the name of pretrained weights the package ships "
+                                       "(e.g. lenet5-mnist)")
     ap.add_argument("--out", required=True, metavar="DIR",
                     help="artifact directory (created; an existing one is updated in place)")
     ap.add_argument("--formats", type=parse_formats, default=list(FILES), metavar="LIST",
@@ -291,10 +294,28 @@ def export_formats(model, staging: Path, formats: list[str], opset: int) -> dict
     return files
 
 
+def pretrained_state(name: str) -> dict[str, Any]:
+    """Shipped pretrained weights (``lenet5-mnist``) as the checkpoint an export starts from: the
+    spec and weights of their artifact, and the training record their manifest keeps."""
+    if name not in pretrained.names():
+        raise CheckpointError(f"{name}: no such checkpoint file, and {pretrained.unknown(name)}")
+    import torch
+
+    art = load_artifact(pretrained.resolve(name))
+    source = (art.manifest or {}).get("source") or {}
+    return {"spec": art.spec.to_dict(), "model": {k: torch.from_numpy(v) for k, v in art.state_dict.items()},
+            "epoch": source.get("epoch"), "best_accuracy": source.get("best_accuracy"),
+            "metrics": source.get("metrics") or [], "args": {"dataset": source.get("dataset")}}
+
+
 def run(args: argparse.Namespace) -> int:
     ckpt, out = Path(args.checkpoint), Path(args.out)
     progress(f"[read] {ckpt}")
-    state = load_checkpoint(ckpt)  # CheckpointError: missing/truncated/corrupt/pickled code
+    if not ckpt.exists() and pretrained.looks_like_a_name(ckpt):
+        state = pretrained_state(args.checkpoint)
+        ckpt = pretrained.resolve(args.checkpoint) / MANIFEST
+    else:
+        state = load_checkpoint(ckpt)  # CheckpointError: missing/truncated/corrupt/pickled code
     model = model_from_checkpoint(state, ckpt)  # unknown arch, wrong shapes, NaN weights
     spec = model.spec
     progress(f"    {spec.arch}, {len(spec.class_names)} classes, epoch {state.get('epoch')}, "

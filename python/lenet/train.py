@@ -1,7 +1,8 @@
 """lenet-train: train a LeNet-family network; CUDA when present, CPU otherwise, torchrun-ready.
 
-Writes RUN/last.pt (every epoch), RUN/best.pt (best test accuracy), RUN/metrics.jsonl and
-RUN/curves.png. ``--resume`` continues from RUN/last.pt; an epoch interrupted by a crash or a
+Writes RUN/last.pt (every epoch), RUN/best.pt, RUN/metrics.jsonl and RUN/curves.png. best.pt is
+the epoch with the best accuracy on a validation slice of the training images (``--validation N``),
+or the last epoch without one: the test split is reported, never used to choose. ``--resume`` continues from RUN/last.pt; an epoch interrupted by a crash or a
 kill is redone from its start, and because an epoch's batches and distortions depend only on
 (seed, epoch), the resumed run ends with the same weights as an uninterrupted one.
 """
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
-from .data import DATASETS, Batches, DataError, distort, load_dataset, preprocess
+from .data import DATASETS, Batches, DataError, distort, hold_out, load_dataset, preprocess
 from .models import LeNet, build_model, count_parameters
 from .spec import ARCHS, ArchSpec
 
@@ -60,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="lenet5 only: add N synthetic non-digit glyphs (letters, lenet.glyphs) "
                         "as the paper's rubbish class, so the RBF distances learn to reject what is "
                         "not a digit (lenet-digits uses this); default 0")
+    p.add_argument("--validation", type=int, default=0, metavar="N",
+                   help="set N training images aside (a fixed slice) and write best.pt at the epoch "
+                        "that reads them best; default 0: best.pt is the last epoch (the test split "
+                        "is never used to choose)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, order and distortions (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto = CUDA when present, else CPU")
@@ -88,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.flip and args.dataset != "fashion-mnist":
         p.error(f"--flip mirrors images, which turns digits into non-digits: use it with "
                 f"--dataset fashion-mnist, not {args.dataset}")
+    if args.validation < 0:
+        p.error(f"--validation must be at least 0, got {args.validation}")
     if args.rubbish < 0:
         p.error(f"--rubbish must be at least 0, got {args.rubbish}")
     if args.dataset == "reader" and args.arch != "lenet5":
@@ -261,7 +268,8 @@ def run_state(args, spec, model, optimizer, scheduler, epoch, metrics, best_acc)
     return {"version": __version__, "spec": spec.to_dict(), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "epoch": epoch, "rng": rng_state(), "metrics": metrics,
-            "best_accuracy": best_acc, "args": {k: v for k, v in vars(args).items()}}
+            "best_accuracy": best_acc if best_acc >= 0 else None,  # None: no validation slice
+            "args": {k: v for k, v in vars(args).items()}}
 
 
 def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
@@ -274,6 +282,8 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
     # Data first: a missing dataset must not leave an empty run directory behind.
     try:
         data = load_dataset(args.dataset, args.data_dir)
+        train_split, val_split = (hold_out(data.train, args.validation) if args.validation
+                                  else (data.train, None))
     except DataError as exc:
         raise SystemExit(f"lenet-train: {exc}") from None
     try:
@@ -309,7 +319,8 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         metrics = list(state["metrics"])
-        start_epoch, best_acc = int(state["epoch"]), float(state["best_accuracy"])
+        start_epoch = int(state["epoch"])
+        best_acc = -1.0 if state.get("best_accuracy") is None else float(state["best_accuracy"])
         if d.main:
             print(f"resuming {out} after epoch {start_epoch}/{args.epochs}", file=sys.stderr)
     elif d.main:
@@ -323,9 +334,10 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
     if d.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    train_batches = Batches(data.train, spec, args.batch_size, device=device, shuffle=True,
+    train_batches = Batches(train_split, spec, args.batch_size, device=device, shuffle=True,
                             augment=args.augment, flip=args.flip, seed=args.seed, rank=d.rank, world_size=d.world_size)
     test_batches = Batches(data.test, spec, 1000, device=device)
+    val_batches = Batches(val_split, spec, 1000, device=device) if val_split is not None else None
     rubbish = None
     if args.rubbish:
         from .glyphs import rubbish_glyphs
@@ -334,7 +346,9 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
 
     if d.main:
         print(f"lenet-train {__version__}: {spec.arch} ({count_parameters(model):,} parameters) on "
-              f"{args.dataset} ({len(data.train.labels):,} train / {len(data.test.labels):,} test), "
+              f"{args.dataset} ({len(train_split.labels):,} train"
+              f"{f' / {len(val_split.labels):,} validation' if val_split is not None else ''}"
+              f" / {len(data.test.labels):,} test), "
               f"device {device}, {d.world_size} process(es)", file=sys.stderr)
 
     for epoch in range(start_epoch, args.epochs):
@@ -375,9 +389,14 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
                   "test_loss": test_loss, "test_acc": test_acc,
                   "images_per_s": float(totals[2]) / elapsed, "epoch_seconds": elapsed,
                   "lr": optimizer.param_groups[0]["lr"]}
+        if val_batches is not None:
+            record["val_loss"], record["val_acc"] = evaluate(model, val_batches)
         metrics.append(record)
-        is_best = test_acc > best_acc
-        best_acc = max(best_acc, test_acc)
+        # best.pt: chosen on the validation slice, never on the test split.
+        choice = record["val_acc"] if val_batches is not None else None
+        is_best = choice is None or choice > best_acc
+        if choice is not None:
+            best_acc = max(best_acc, choice)
         if d.main:
             state = run_state(args, spec, model, optimizer, scheduler, epoch + 1, metrics, best_acc)
             write_or_exit(last, save_checkpoint, last, state)
@@ -386,8 +405,9 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
             write_or_exit(out / "metrics.jsonl", write_metrics, metrics, out / "metrics.jsonl")
             write_or_exit(out / "curves.png", draw_curves, metrics, out / "curves.png",
                           f"{spec.arch} on {args.dataset}")
+            val = f"validation acc {record['val_acc']:.4f} | " if val_batches is not None else ""
             print(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-                  f"test loss {test_loss:.4f} acc {test_acc:.4f} | {record['images_per_s']:,.0f} img/s",
+                  f"{val}test loss {test_loss:.4f} acc {test_acc:.4f} | {record['images_per_s']:,.0f} img/s",
                   file=sys.stderr)
         if d.enabled:
             dist.barrier()
@@ -396,8 +416,10 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
         dist.destroy_process_group()
     final = metrics[-1] if metrics else {}
     if d.main:
-        print(f"test accuracy: {final.get('test_acc', float('nan')):.4f} "
-              f"(best {best_acc:.4f}); run directory: {out}")
+        chosen = (f"best.pt: validation accuracy {best_acc:.4f}" if val_batches is not None
+                  else "best.pt = the last epoch")
+        print(f"test accuracy: {final.get('test_acc', float('nan')):.4f} on {len(data.test.labels):,} "
+              f"test images ({chosen}); run directory: {out}")
     return model, final
 
 

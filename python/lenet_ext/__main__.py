@@ -17,8 +17,10 @@ import lenet_ext
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lenet_ext", description=__doc__.split("\n\n")[0])
-    ap.add_argument("artifact", help="artifact dir, .onnx, .torchscript.pt or .pt2")
+    ap.add_argument("artifact", help="artifact dir, .onnx, .torchscript.pt, .pt2, or the name of "
+                                     "pretrained weights the package ships (lenet5-mnist)")
     ap.add_argument("--dataset", default="mnist-sample", help="test split to score (lenet.data)")
+    ap.add_argument("--data-dir", default=None, help="where the dataset is (default ./data or $LENET_DATA_DIR)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
 
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         engine = lenet_ext.load(args.artifact, threads=args.threads)
-        test = load_dataset(args.dataset).test
+        test = load_dataset(args.dataset, args.data_dir).test
     except (ValueError, RuntimeError, DataError) as exc:  # ArtifactError and SpecError are ValueErrors
         print(f"python -m lenet_ext: error: {exc}", file=sys.stderr)
         return 1

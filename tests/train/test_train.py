@@ -181,3 +181,44 @@ def test_rubbish_class_needs_the_rbf_head():
 def test_mirroring_is_refused_for_digits():
     r = run_train("--dataset", "mnist-sample", "--flip", "--out", "x")
     assert r.returncode == 2 and "--flip mirrors images" in r.stderr and "mnist-sample" in r.stderr
+
+
+@pytest.mark.slow
+def test_best_is_chosen_on_the_validation_slice_never_on_the_test_split(tmp_path):
+    """--validation N: best.pt is the epoch that reads the N held-out training images best;
+    without it best.pt is the last epoch, whatever the test split says."""
+    out = tmp_path / "val"
+    r = run_train("--arch", "lenet-relu", "--epochs", "3", "--validation", "500", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "3,500 train / 500 validation / 1,000 test" in r.stderr
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best_epoch = max(metrics, key=lambda m: m["val_acc"])["epoch"]  # first of the ties, as training
+    best = load_checkpoint(out / "best.pt")
+    assert best["epoch"] == best_epoch
+    assert best["best_accuracy"] == max(m["val_acc"] for m in metrics)
+
+    plain = tmp_path / "plain"
+    assert run_train("--arch", "lenet-relu", "--epochs", "2", "--out", str(plain)).returncode == 0
+    assert load_checkpoint(plain / "best.pt")["epoch"] == 2
+    assert load_checkpoint(plain / "best.pt")["best_accuracy"] is None
+
+
+def test_hold_out_is_fixed_disjoint_and_the_same_for_every_seed():
+    from lenet.data import hold_out, mnist_sample_arrays, Split
+
+    a = mnist_sample_arrays()
+    split = Split(a["train_x"], a["train_y"])
+    train, val = hold_out(split, 300)
+    again, val2 = hold_out(split, 300)
+    assert len(train.labels) == 3700 and len(val.labels) == 300
+    assert torch.equal(val.images, val2.images) and torch.equal(train.labels, again.labels)
+    seen = {bytes(x.numpy()) for x in train.images}
+    assert not any(bytes(x.numpy()) in seen for x in val.images)
+
+
+@pytest.mark.parametrize("count", ["-1", "4000"])
+def test_bad_validation_sizes_are_refused(tmp_path, count):
+    r = run_train("--validation", count, "--out", str(tmp_path / "run"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "validation" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()

@@ -100,11 +100,32 @@ class LeNet(nn.Module):
         return F.cross_entropy(scores, target)
 
 
-def build_model(arch_or_spec: str | ArchSpec, class_names: tuple[str, ...] | None = None) -> LeNet:
-    """A freshly initialized model from an arch name or a spec."""
+def build_model(arch_or_spec: str | ArchSpec, class_names: tuple[str, ...] | None = None, *,
+                weights: str | None = None) -> LeNet:
+    """A freshly initialized model from an arch name or a spec; with ``weights`` (e.g.
+    ``build_model("lenet5", weights="mnist")``), the pretrained weights the package ships under
+    ``ARCH-WEIGHTS`` (:mod:`lenet.pretrained`), in eval mode. An unknown name is a ValueError
+    that lists the shipped ones."""
+    if weights is not None:
+        return _pretrained(arch_or_spec, weights)
     if isinstance(arch_or_spec, ArchSpec):
         return LeNet(arch_or_spec)
     return LeNet(spec_for(arch_or_spec) if class_names is None else spec_for(arch_or_spec, class_names))
+
+
+def _pretrained(arch: str | ArchSpec, weights: str) -> LeNet:
+    from .. import pretrained
+    from ..artifacts import load_artifact
+
+    if not isinstance(arch, str):
+        raise ValueError("weights= takes an arch name (e.g. 'lenet5'), not a spec")
+    name = pretrained.weights_name(arch, weights)
+    if name not in pretrained.names():
+        raise ValueError(pretrained.unknown(name))
+    art = load_artifact(pretrained.resolve(name))
+    model = LeNet(art.spec)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in art.state_dict.items()})
+    return model.eval()
 
 
 def count_parameters(model: nn.Module) -> int:
