@@ -185,6 +185,24 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     return Dataset(name, names, _torchvision_split(name, root, True), _torchvision_split(name, root, False))
 
 
+# MNIST's test split holds writers that its training split does not, in two halves of different
+# writers (the first 5,000 are the easier). Where a choice must be made on writers a model never
+# trained on (the digit reader's confidence thresholds), it is made on the first half; the last
+# half only measures.
+MNIST_TEST_HALVES = {"select": slice(0, 5000), "report": slice(5000, 10000)}
+
+
+def mnist_digits(part: str, data_dir: str | os.PathLike | None = None) -> tuple["np.ndarray", "np.ndarray"]:
+    """Full MNIST digits as numpy (uint8 [N,28,28], int64 [N]): ``"train"`` (60,000), or a half of
+    the test split, ``"select"`` (the first 5,000) or ``"report"`` (the last 5,000)."""
+    data = load_dataset("mnist", data_dir)
+    split = data.train if part == "train" else data.test
+    if part != "train":
+        half = MNIST_TEST_HALVES[part]
+        split = Split(split.images[half], split.labels[half])
+    return split.images.numpy(), split.labels.numpy()
+
+
 def hold_out(split: Split, count: int) -> tuple[Split, Split]:
     """(training, validation): ``count`` images of a training split set aside to choose an epoch
     or a setting by, so no choice is made on the test split. The slice is drawn by a fixed

@@ -5,7 +5,12 @@ Three kinds of page, none of which the reader model was trained on:
 * ``handwriting``: digits in the held-out handwriting fonts (``fonts.HELD_OUT``), each changed by
   a pen (``variety.pen``) so no two are the same;
 * ``print``: digits in the held-out print fonts, lightly changed;
-* ``mnist``: the mnist-sample TEST split (each digit used once).
+* ``mnist``: the last 5,000 MNIST test digits (``synth.heldout_digits``: writers that neither the
+  model's training nor the choice of its thresholds saw; each digit used once).
+
+And isolated digits (:func:`isolated_photo`, :class:`Isolated`): each held-out MNIST digit alone
+on a small photographed piece of paper, read by the whole reader (candidates, crop, model,
+thresholds), scored right, refused or wrong.
 
 Every page is photographed (``synth.make_page``): uneven light and shadow, perspective up to 5 %,
 blur, noise, JPEG 60-80, black or blue ink, ruled or plain paper, and marks that are not digits
@@ -26,7 +31,7 @@ import numpy as np
 from . import fonts
 from .reader import FrameResult
 from .synth import Page, PageStyle, make_page
-from .variety import pen
+from .variety import camera, pen
 
 KINDS = ("handwriting", "print", "mnist")
 # Share of numbers followed by a letter or symbol at digit spacing, as units are ("12 kg", "40 %"):
@@ -141,3 +146,45 @@ def score_page(page: Page, result: FrameResult, name: str = "page") -> Score:
             s.marks_read += 1
             s.errors.append(f"{name}: mark at {mark} read as {[f.digit for f in hits]}")
     return s
+
+
+def isolated_photo(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One MNIST digit (uint8 28x28, white on black) alone on paper: 24-64 px tall, a margin of
+    about its height around it, photographed (``variety.camera``: light, blur, noise, JPEG)."""
+    ink = digit.astype(np.float32) / 255.0
+    ys, xs = np.nonzero(ink > 0.1)
+    ink = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    height = int(rng.integers(24, 65))
+    f = height / ink.shape[0]
+    import cv2
+
+    ink = cv2.resize(ink, (max(2, round(ink.shape[1] * f)), height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    margin = int(height * rng.uniform(0.8, 1.5))
+    canvas = np.pad(ink, ((margin, margin), (margin + height // 2, margin + height // 2)))
+    return camera(canvas, rng, jpeg=(60, 95))
+
+
+@dataclass
+class Isolated:
+    """Isolated digits read: right (one digit, the true one), refused (no digit read), wrong."""
+    right: int = 0
+    refused: int = 0
+    wrong: int = 0
+
+    def add(self, truth: int, result: FrameResult) -> None:
+        read = [d.digit for d in result.digits]
+        if not read:
+            self.refused += 1
+        elif read == [truth]:
+            self.right += 1
+        else:
+            self.wrong += 1
+
+    @property
+    def count(self) -> int:
+        return self.right + self.refused + self.wrong
+
+    def rates(self) -> dict:
+        n = max(1, self.count)
+        return {"digits": self.count, "right": round(self.right / n, 4), "refused": round(self.refused / n, 4),
+                "wrong": round(self.wrong / n, 4)}

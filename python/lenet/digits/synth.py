@@ -1,6 +1,6 @@
 """Photographed pages of numbers, for demos, tests and the reader's evaluation.
 
-Digits (real MNIST digits, by default the mnist-sample TEST split that training never sees, or
+Digits (real MNIST digits, by default the last 5,000 of MNIST's test split, or
 ink maps of digits in any font) are placed as multi-digit numbers in lines on paper, plain or
 ruled, with a few non-digit marks (letters, smudges, dashes) that a reader must reject, then
 photographed badly: black or blue ink, paper texture, uneven lighting and a soft shadow, slight
@@ -253,11 +253,12 @@ def _photograph(ink: np.ndarray, rng: np.random.Generator, style: PageStyle = Pa
 
 
 def heldout_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The mnist-sample TEST split (1,000 digits the training never sees), as numpy arrays."""
-    from lenet.data import mnist_sample_arrays
+    """The last 5,000 MNIST test digits, as numpy arrays: writers that neither the reader model's
+    training (MNIST's training split) nor the choice of its thresholds (the first 5,000) saw.
+    Needs full MNIST (./data or $LENET_DATA_DIR; make data, or torchvision's download)."""
+    from lenet.data import mnist_digits
 
-    a = mnist_sample_arrays()
-    return a["test_x"].numpy(), a["test_y"].numpy()
+    return mnist_digits("report")
 
 
 def main(argv: list[str] | None = None) -> int:
