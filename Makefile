@@ -10,7 +10,7 @@ ART    ?= artifacts/demo
 MNIST_CACHE ?= ../shared/data/mnist
 DATA        ?= data
 
-.PHONY: demo test build system data pretrained sanitize accuracy data-bench bench reader-model reader-eval reader-fps clean
+.PHONY: demo test test-oldest build system data pretrained sanitize accuracy data-bench bench reader-model reader-eval reader-fps clean
 
 # Debian packages the demo and the tests use (fonts, Fashion-MNIST, Xvfb): installed when this
 # machine can (root with apt-get), else the exact command is printed (tools/system_packages.sh).
@@ -64,6 +64,31 @@ demo: build system data
 test: build system data
 	$(BIN)/python -m pytest -q
 
+# The suite against the oldest versions pyproject.toml allows (its lower bounds, pinned in
+# tools/constraints-oldest.txt), in a venv and build directory of its own (.venv and build/ are
+# left alone). The build requirements are installed first and used as they are (no isolation),
+# so the extension is built with the oldest scikit-build-core and pybind11 too.
+OLD_VENV := .venv-oldest
+OLD_BIN  := $(OLD_VENV)/bin
+OLD_PIP  := $(OLD_BIN)/pip install -q -c tools/constraints-oldest.txt
+OLD_EXT  := --no-build-isolation -Cbuild-dir=build/oldest/{wheel_tag}
+
+$(OLD_BIN)/python:
+	$(PYTHON) -m venv $(OLD_VENV)
+	$(OLD_BIN)/pip install -q --upgrade pip
+
+$(OLD_VENV)/.deps: pyproject.toml tools/constraints-oldest.txt | $(OLD_BIN)/python
+	$(OLD_PIP) scikit-build-core pybind11 numpy
+	$(OLD_BIN)/pip uninstall -y -q opencv-python-headless 2>/dev/null || true
+	$(OLD_PIP) $(OLD_EXT) -e '.[all,dev]'
+	$(OLD_BIN)/python -c "import cv2" 2>/dev/null || $(OLD_PIP) --force-reinstall --no-deps opencv-python
+	touch $@
+
+test-oldest: $(OLD_VENV)/.deps system data
+	$(OLD_PIP) $(OLD_EXT) --no-deps -e .
+	$(OLD_BIN)/python -c "import lenet, lenet_ext; print('lenet', lenet.__version__, lenet_ext.build_info())"
+	$(OLD_BIN)/python -m pytest -q
+
 # Benchmarks, not tests: train every arch with its recipe (tens of minutes on 2 cores), and
 # compare our batch feeding with a plain torchvision DataLoader loop.
 accuracy: build
@@ -113,4 +138,4 @@ sanitize: $(VENV)/.deps
 	$(SAN_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests/engine
 
 clean:
-	rm -rf build $(VENV) runs artifacts
+	rm -rf build $(VENV) $(OLD_VENV) runs artifacts
