@@ -80,7 +80,9 @@ def camera(ink: np.ndarray, rng: np.random.Generator, *, ink_colour: str | None 
     light = 1.0 - rng.uniform(0.0, 0.5) * (grad + 0.5)
     if rng.random() < 0.3:
         edge = np.cos(t + 1) * (xx - w * rng.uniform(0.2, 0.8)) + np.sin(t + 1) * (yy - h * rng.uniform(0.2, 0.8))
-        light *= 1.0 - rng.uniform(0.2, 0.45) / (1.0 + np.exp(-edge / rng.uniform(2, 12)))
+        # The exponent clipped: past 80 the shadow's share is 0 in float32 either way, and numpy 1.x
+        # keeps edge float32, whose exp overflows (a RuntimeWarning) from about 88.
+        light *= 1.0 - rng.uniform(0.2, 0.45) / (1.0 + np.exp(np.minimum(-edge / rng.uniform(2, 12), 80.0)))
     image = reflect * light[..., None] * 255.0
     blur = rng.uniform(0.0, 1.4)
     if blur > 0.3:
