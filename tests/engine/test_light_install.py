@@ -9,20 +9,15 @@ editable build), then installed into a fresh venv whose numpy and onnx come from
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import venv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ..support import CLEAN_ENV, build_wheel, fresh_venv, installed, run
 from .conftest import (assert_scores_close, make_model, normalize, reference_scores, run_export,
                        write_checkpoint)
-
-ROOT = Path(__file__).resolve().parents[2]
-WHEELS = ROOT / "build" / "light-install"
 
 # Runs inside the fresh venv: load every format, predict, and prove torch was never importable.
 SCRIPT = r"""
@@ -43,28 +38,6 @@ print(json.dumps({"file": lenet_ext.__file__, "version": lenet_ext.__version__})
 """
 
 
-# The child processes get this environment: none of the test run's own preloads or import paths
-# (make sanitize preloads ASan and points PYTHONPATH at its build).
-CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PYTHONPATH")}
-
-
-def run(*cmd, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                          env=env or CLEAN_ENV, **kw)
-    assert proc.returncode == 0, f"{cmd[:4]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return proc
-
-
-def build_wheel() -> Path:
-    for old in WHEELS.glob("lenet-*.whl"):
-        old.unlink()
-    env = dict(CLEAN_ENV, LENET_CUDA="OFF")
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-        "-w", WHEELS, "-Cbuild-dir=build/light-install/{wheel_tag}", ROOT, cwd=ROOT, env=env)
-    (wheel,) = WHEELS.glob("lenet-*.whl")
-    return wheel
-
-
 @pytest.mark.slow
 def test_engine_without_extras(tmp_path):
     model = make_model("lenet5", seed=4)
@@ -77,12 +50,9 @@ def test_engine_without_extras(tmp_path):
 
     wheel = build_wheel()
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    py = env_dir / "bin" / "python"
-    run(py, "-m", "pip", "install", "-q", wheel)
-    installed = {line.split("==")[0].lower()
-                 for line in run(py, "-m", "pip", "freeze").stdout.splitlines()}
-    assert "torch" not in installed and "onnxruntime" not in installed, sorted(installed)
+    py = fresh_venv(env_dir, wheel) / "python"
+    names = installed(env_dir / "bin")
+    assert "torch" not in names and "onnxruntime" not in names, sorted(names)
 
     # -I: no PYTHONPATH, no user site, no script directory; cwd outside the source tree.
     proc = run(py, "-I", "-c", SCRIPT, art, tmp_path, cwd=tmp_path)
