@@ -93,6 +93,9 @@ def test_train(venv_with, tmp_path, artifact):
     scored = run(bin_dir / "python", "-I", "-m", "lenet_ext", artifact, "--threads", "1",
                  cwd=tmp_path).stdout
     assert "mnist-sample test, 1000 images: accuracy" in scored, scored
+    shipped = run(bin_dir / "python", "-I", "-m", "lenet_ext", "lenet5-mnist", "--threads", "1",
+                  cwd=tmp_path).stdout
+    assert "mnist-sample test, 1000 images: accuracy" in shipped, shipped
 
 
 def test_export(venv_with, tmp_path, checkpoint):
@@ -111,6 +114,12 @@ def test_export(venv_with, tmp_path, checkpoint):
     assert sorted(p.name for p in one.iterdir()) == ["manifest.json", "model.onnx"]
     assert manifest["parity"] == {"skipped": True, "reason": "--no-verify"}
     assert manifest["onnx"]["opset"] == 13
+
+    # The pretrained weights the wheel ships, by name.
+    shipped = tmp_path / "pretrained"
+    run(bin_dir / "lenet-export", "lenet5-mnist", "--out", shipped, "--formats", "onnx", "--no-verify",
+        cwd=tmp_path)
+    assert json.loads((shipped / "manifest.json").read_text())["source"]["dataset"] == "mnist"
 
 
 def test_digits(venv_with, tmp_path, checkpoint):
