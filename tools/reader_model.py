@@ -1,18 +1,17 @@
 """The reader model's recipe (`make reader-model`): data → lenet-train → lenet-export → rejection
 threshold → the model shipped in python/lenet/digits/model/.
 
-1. Training data: ``lenet.digits.training_data`` (digits from MNIST's 60,000 training digits and
-   the training fonts, rubbish, every crop made by the reader's own ``candidate_crops``; validation
-   crops with the first 5,000 MNIST test digits, writers the training never saw), cached in
+1. Training data: ``lenet.digits.training_data`` (digits from the mnist-sample TRAIN split and the
+   training fonts, rubbish, every crop made by the reader's own ``candidate_crops``), cached in
    BUILD/reader-data and remade only when the code that makes it changes.
 2. ``lenet-train --arch lenet5 --dataset reader`` with RECIPE (lenet5: 60,000 parameters, the
    RBF head whose MAP criterion has the rubbish class).
 3. ``lenet-export`` to ONNX; the shipped directory keeps model.onnx and its manifest only.
-4. The default ``--min-confidence``: on the validation crops (other seeds, same fonts, MNIST
-   writers the model never saw; digits vs rubbish) the strictest threshold that refuses at most
-   1 % of the digits; both error rates recorded. And ``--min-confidence-in-number`` (shapes among
-   read digits): the strictest that refuses at most 0.5 %; ``--min-confidence-between`` (shapes
-   between two read digits of a number): at most 0.25 %.
+4. The default ``--min-confidence``: on the validation crops (other seeds, same fonts, the same
+   MNIST writers drawn anew; digits vs rubbish) the strictest threshold that refuses at most 2 %
+   of the digits; both error rates recorded. And ``--min-confidence-in-number`` (shapes among
+   read digits): the strictest that refuses at most 1 %; ``--min-confidence-between`` (shapes
+   between two read digits of a number): at most 0.5 %.
 
 The recipe, the data's description, the held-out fonts and these figures go into the shipped
 manifest under "reader"; tools/reader_eval.py adds the held-out page figures.
@@ -39,15 +38,13 @@ from ship import ship  # noqa: E402  (tools/ship.py, beside this script)
 RECIPE = {"arch": "lenet5", "dataset": "reader", "epochs": 24, "batch_size": 64, "optimizer": "adam",
           "lr": 2e-3, "schedule": "cosine", "augment": True, "seed": 0,
           "train_strips": 24000, "val_strips": 800}
-# Validation digits (new writers) the default threshold may refuse: refusing good digits was the
-# reader's main error on writers it had never seen (thresholds chosen on its training writers).
-MAX_REFUSED = 0.01
+MAX_REFUSED = 0.02  # validation digits the default threshold may refuse
 # ... and the threshold for shapes among read digits (lenet.digits.group): half that. Inside a
 # number a shape is most likely a digit, and the marks found there are letters written after it.
-MAX_REFUSED_IN_NUMBER = 0.005
+MAX_REFUSED_IN_NUMBER = 0.01
 # ... and for shapes between two read digits of a number, a quarter: a letter or a unit is written
 # after a number, not inside it.
-MAX_REFUSED_BETWEEN = 0.0025
+MAX_REFUSED_BETWEEN = 0.005
 # Code whose change changes the training crops (the data cache's key).
 DATA_CODE = ("digits/training_data.py", "digits/variety.py", "digits/fonts.py", "digits/segment.py",
              "digits/boxes.py", "digits/normalize.py", "mnist_crop.py", "glyphs.py", "data.py")
@@ -115,10 +112,10 @@ def choose_threshold(model_dir: Path, data: Path) -> dict:
     probs = np.concatenate([reader.classify(x[i:i + 512]) for i in range(0, len(x), 512)])
     conf, best = probs.max(axis=1), probs.argmax(axis=1)
     digit, rubbish = y != RUBBISH, y == RUBBISH
-    # A refused digit breaks the number it belongs to. So: the strictest threshold that refuses at
-    # most MAX_REFUSED of the validation digits; the share of rubbish it lets through is what that
-    # costs. (Fine steps near 0: the thresholds inside a number can be that low.)
-    grid = np.round(np.concatenate([np.arange(0.001, 0.01, 0.001), np.arange(0.01, 0.9, 0.005)]), 3)
+    # A refused digit breaks the number it belongs to; the reader's targets (97-99 % of digits
+    # read) leave it about 2 %. So: the strictest threshold that refuses at most MAX_REFUSED of
+    # the validation digits; the share of rubbish it lets through is what that costs.
+    grid = np.round(np.arange(0.01, 0.9, 0.01), 2)
 
     def strictest(max_refused: float) -> float:
         ok = [t for t in grid if (conf[digit] < t).mean() <= max_refused]
@@ -199,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     from lenet.digits import fonts
 
     info = {"recipe": {**RECIPE, "command": "make reader-model (tools/reader_model.py)"},
-            "data": {"description": "MNIST training split (60,000 digits; validation: the first 5,000 "
-                                    "test digits, other writers) and digits rendered from "
+            "data": {"description": "mnist-sample TRAIN split (4,000 digits) and digits rendered from "
                                     "the training fonts, pen and camera variety, rubbish class (letters "
                                     "unlike digits, punctuation, smudges, lines, ruled-paper corners, "
                                     "digit fragments, border-cut digits, touching pairs); every crop "
