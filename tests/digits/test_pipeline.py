@@ -263,7 +263,12 @@ def test_video_mode_does_not_read_digits_cut_by_the_frame(heldout_digits):
     video = DigitReader(CountingClassifier(), ReaderOptions(skip_border=True)).read(img)
     assert len(whole.digits) == 2
     assert [d.box[0] for d in video.digits] == [200]
-    assert [r.reason for r in video.rejected] == ["border"]
+    # What video mode adds is the cut digit, refused for the border (a speck of a held-out digit
+    # is refused as "small" either way).
+    extra = [r.reason for r in video.rejected]
+    for r in whole.rejected:
+        extra.remove(r.reason)
+    assert extra == ["border"]
 
 
 def test_one_batched_call_per_frame(heldout_digits):
