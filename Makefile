@@ -98,7 +98,7 @@ data-bench: build
 	$(BIN)/python tools/data_throughput.py
 
 # The pretrained weights shipped in the package (python/lenet/pretrained/lenet5-mnist): lenet5 on
-# full MNIST, 3 seeds (one thread each, ~20 min per seed on 2 cores), seed 0's last epoch shipped.
+# full MNIST, 3 seeds (one thread each, 40 epochs: ~10-25 min per seed on 2 cores), seed 0's last epoch shipped.
 pretrained: build data
 	$(BIN)/python tools/pretrained.py --data-dir $(DATA)
 

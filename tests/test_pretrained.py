@@ -87,7 +87,8 @@ def test_lenet_export_takes_the_name(tmp_path):
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "art" / "manifest.json").read_text())
     assert set(manifest["artifacts"]) == {"model.onnx", "model.torchscript.pt", "model.pt2"}
-    assert manifest["source"]["dataset"] == "mnist" and manifest["source"]["epoch"] == 20
+    recipe = json.loads((pretrained.resolve(NAME) / "manifest.json").read_text())["pretrained"]["recipe"]
+    assert manifest["source"]["dataset"] == "mnist" and manifest["source"]["epoch"] == recipe["epochs"]
     a = lenet_ext.load(tmp_path / "art" / "model.pt2", threads=1)
     x = np.random.default_rng(4).integers(0, 256, (9, 28, 28), dtype=np.uint8)
     np.testing.assert_array_equal(a.scores(x), lenet_ext.load(NAME, threads=1).scores(x))

@@ -6,7 +6,8 @@ python/lenet/pretrained/lenet5-mnist/.
    else also uses, two intra-op threads spend their time waiting for each other (measured 85 img/s
    against 1,099 on one thread), and one thread makes the weights the same on every rerun.
 2. The shipped weights are SHIP_SEED's last epoch, fixed before any run: no epoch, seed or
-   setting is chosen on the 10,000 test digits, which only measure.
+   setting is chosen on the 10,000 test digits, which only measure. The number of epochs was
+   chosen on a validation slice of the training digits (EPOCHS_CHOSEN_ON).
 3. ``lenet-export`` (ONNX, with the parity check); the shipped directory keeps model.onnx and its
    manifest, whose "pretrained" section records the data, the recipe, every seed's test error
    and training time, and the machine.
@@ -31,8 +32,13 @@ sys.path.insert(0, str(ROOT / "python"))
 
 from ship import ship  # noqa: E402  (tools/ship.py, beside this script)
 
-RECIPE = {"arch": "lenet5", "dataset": "mnist", "epochs": 20, "batch_size": 32, "optimizer": "adam",
+RECIPE = {"arch": "lenet5", "dataset": "mnist", "epochs": 40, "batch_size": 32, "optimizer": "adam",
           "lr": 2e-3, "schedule": "cosine", "augment": True}
+# The epoch count was chosen on a validation slice of the training digits, never on the test
+# digits: lenet-train --validation 10000 --seed 0, last epoch's validation accuracy.
+EPOCHS_CHOSEN_ON = {"validation": "10,000 of the training digits (lenet-train --validation 10000, seed 0), "
+                                  "accuracy at the last epoch",
+                    "20 epochs": 0.9905, "40 epochs": 0.9926}
 SEEDS = (0, 1, 2)
 SHIP_SEED = 0
 THREADS = 1
@@ -55,7 +61,8 @@ def finished(run: Path) -> dict | None:
 
 
 def train(seed: int, runs: Path, data_dir: str) -> dict:
-    run = runs / f"{RECIPE['arch']}-seed{seed}"
+    # The epoch count in the name: a run of another length is another run, never resumed as this one.
+    run = runs / f"{RECIPE['arch']}-e{RECIPE['epochs']}-seed{seed}"
     last = finished(run)
     if last is not None:
         print(f"seed {seed}: {run} is finished, kept")
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 ["lenet-train"] + train_command(SHIP_SEED, Path("RUN"), "DATA")[3:])},
             "seed": SHIP_SEED,
             "chosen": "the last epoch of the seed fixed in advance; nothing chosen on the test digits",
+            "epochs_chosen_on": EPOCHS_CHOSEN_ON,
             "test_error": shipped["test_error"], "train_seconds": shipped["train_seconds"],
             "seeds": results, "test_error_mean": round(statistics.mean(errors), 6),
             "machine": machine()}
