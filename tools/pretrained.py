@@ -48,7 +48,7 @@ def train_command(seed: int, run: Path, data_dir: str) -> list[str]:
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in RECIPE.items() if not isinstance(v, bool)]
     flags += [f"--{k}" for k, v in RECIPE.items() if v is True]
     return [sys.executable, "-m", "lenet.train", *flags, f"--seed={seed}", f"--data-dir={data_dir}",
-            "--device=cpu", "--quiet", f"--out={run}"]
+            "--device=cpu", f"--threads={THREADS}", "--quiet", f"--out={run}"]
 
 
 def finished(run: Path) -> dict | None:
@@ -69,8 +69,7 @@ def train(seed: int, runs: Path, data_dir: str) -> dict:
     else:
         again = ["--resume"] if (run / "last.pt").is_file() else []
         print(f"seed {seed}: training in {run} ({RECIPE['epochs']} epochs, {THREADS} thread)", flush=True)
-        env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
-        subprocess.run(train_command(seed, run, data_dir) + again, check=True, env=env)
+        subprocess.run(train_command(seed, run, data_dir) + again, check=True)
         last = finished(run)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return {"seed": seed, "run": str(run), "test_error": round(1 - last["test_acc"], 6),

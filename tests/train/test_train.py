@@ -222,3 +222,20 @@ def test_bad_validation_sizes_are_refused(tmp_path, count):
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "validation" in r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "2000"])
+def test_bad_thread_counts_are_refused(tmp_path, value):
+    r = run_train("--threads", value, "--out", str(tmp_path / "run"))
+    assert r.returncode == 2 and "--threads must be in 1..1024" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_threads_sets_what_pytorch_computes_with(tmp_path):
+    r = subprocess.run([sys.executable, "-c", (
+        "import sys, torch; from lenet.train import main; "
+        "rc = main(['--arch', 'lenet-relu', '--epochs', '1', '--threads', '1', '--quiet', '--out', sys.argv[1]]); "
+        "print('threads', torch.get_num_threads()); sys.exit(rc)"), str(tmp_path / "run")],
+        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="2"))
+    assert r.returncode == 0, r.stderr
+    assert "threads 1" in r.stdout
