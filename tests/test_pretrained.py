@@ -99,3 +99,14 @@ def test_lenet_export_unknown_name_is_one_line(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"no pretrained weights named 'lenet5-nope'; this installation ships: {NAME}" in proc.stderr
     assert not (tmp_path / "art").exists()
+
+
+def test_lenet_export_says_when_a_folder_shadows_the_name(tmp_path):
+    """`lenet-export lenet5-mnist --out lenet5-mnist`, run twice: the second time the folder is
+    there; the error says why the shipped weights were not used."""
+    (tmp_path / NAME).mkdir()
+    proc = subprocess.run([str(Path(sys.executable).parent / "lenet-export"), NAME, "--out", "art"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "a folder here has the name of the shipped pretrained weights" in proc.stderr
+    assert not (tmp_path / "art").exists()

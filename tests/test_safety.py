@@ -153,16 +153,17 @@ def test_04_force_replaces_the_earlier_run(tmp_path):
     """What `make demo` does the second time: --force starts over and says so; no file of the
     earlier run (here a best.pt better than anything the new run reaches) survives it."""
     run_dir = tmp_path / "run"
-    assert run("lenet-train", "--arch", "lenet-relu", "--epochs", "1", "--quiet",
+    # --validation: best.pt is chosen (by its validation accuracy), so a stale one could survive.
+    assert run("lenet-train", "--arch", "lenet-relu", "--epochs", "1", "--validation", "300", "--quiet",
                "--out", run_dir).returncode == 0
     stale = load_checkpoint(run_dir / "best.pt")
     stale["best_accuracy"] = 2.0
     torch.save(stale, run_dir / "best.pt")
-    proc = run("lenet-train", "--arch", "lenet-relu", "--epochs", "1", "--quiet", "--force",
-               "--out", run_dir)
+    proc = run("lenet-train", "--arch", "lenet-relu", "--epochs", "1", "--validation", "300", "--quiet",
+               "--force", "--out", run_dir)
     assert proc.returncode == 0, proc.stderr
     assert "--force: replacing the run in" in proc.stderr
-    assert load_checkpoint(run_dir / "best.pt")["best_accuracy"] is None  # no --validation slice
+    assert load_checkpoint(run_dir / "best.pt")["best_accuracy"] <= 1.0
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 1
 
 
@@ -500,10 +501,14 @@ def test_page_with_a_60px_border_gives_the_same_candidates(seed, border):
     own: where its fading ink crosses the contrast threshold moves a pixel or two with JPEG noise
     alone, framed or not (IoU 0.83-0.91 on seed 1's smudge), and a faint mark can come and go at
     the threshold (seed 7), so marks are only held to stay on what is written on the page."""
+    from lenet.data import DataError
     from lenet.digits.segment import find_candidates
     from lenet.digits.synth import heldout_digits, make_page
 
-    x, y = heldout_digits()
+    try:
+        x, y = heldout_digits()
+    except DataError as exc:
+        pytest.skip(f"full MNIST is not available ({exc})")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))
     page, _ = make_page(x[order], y[order], rng)

@@ -311,6 +311,10 @@ def pretrained_state(name: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     ckpt, out = Path(args.checkpoint), Path(args.out)
     progress(f"[read] {ckpt}")
+    if ckpt.is_dir() and args.checkpoint in pretrained.names():
+        raise CheckpointError(f"{ckpt}: a folder here has the name of the shipped pretrained weights; "
+                              f"for them run lenet-export from another folder, for the folder pass "
+                              f"its model file ({ckpt}/model.onnx) to lenet_ext or a checkpoint here")
     if not ckpt.exists() and pretrained.looks_like_a_name(ckpt):
         state = pretrained_state(args.checkpoint)
         ckpt = pretrained.resolve(args.checkpoint) / MANIFEST

@@ -191,6 +191,15 @@ def add_rubbish(x: torch.Tensor, y: torch.Tensor, glyphs: torch.Tensor, spec: Ar
     return x, torch.cat([y, torch.full((count,), spec.num_classes, dtype=y.dtype, device=y.device)])
 
 
+def choose_best(record: dict[str, Any], best_acc: float) -> tuple[bool, float]:
+    """(is this epoch best.pt, the best validation accuracy so far). Chosen on the validation
+    slice (``val_acc``), the first of equals; without one every epoch replaces best.pt, which is
+    then the last. The test split (``test_acc``) never chooses."""
+    if "val_acc" not in record:
+        return True, best_acc
+    return record["val_acc"] > best_acc, max(best_acc, record["val_acc"])
+
+
 def evaluate(model: LeNet, batches: Batches) -> tuple[float, float]:
     """Mean loss and accuracy over a whole split (every rank evaluates all of it: exact, small)."""
     model.eval()
@@ -322,6 +331,10 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
         if ArchSpec.from_dict(state["spec"]) != spec:
             raise SystemExit(f"lenet-train: {last} was trained as {state['spec']['arch']} on other "
                              f"settings; it does not match --arch {args.arch} --dataset {args.dataset}")
+        held = int((state.get("args") or {}).get("validation") or 0)
+        if held != args.validation:
+            raise SystemExit(f"lenet-train: {last} was trained with --validation {held}; resume it with "
+                             f"the same (it decides which images train and which choose best.pt)")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -400,11 +413,7 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
         if val_batches is not None:
             record["val_loss"], record["val_acc"] = evaluate(model, val_batches)
         metrics.append(record)
-        # best.pt: chosen on the validation slice, never on the test split.
-        choice = record["val_acc"] if val_batches is not None else None
-        is_best = choice is None or choice > best_acc
-        if choice is not None:
-            best_acc = max(best_acc, choice)
+        is_best, best_acc = choose_best(record, best_acc)
         if d.main:
             state = run_state(args, spec, model, optimizer, scheduler, epoch + 1, metrics, best_acc)
             write_or_exit(last, save_checkpoint, last, state)

@@ -139,6 +139,12 @@ def test_output_not_writable(tmp_path, relu_checkpoint):
     parent = tmp_path / "ro"
     parent.mkdir()
     parent.chmod(0o555)
+    probe = subprocess.run([sys.executable, "-c", f"open({str(parent / 'probe')!r}, 'w')"],
+                           capture_output=True, preexec_fn=_as_a_user)
+    if probe.returncode == 0:  # a container that hands root the override in every set
+        parent.chmod(0o755)
+        pytest.skip("this machine lets the child write into a read-only folder even without "
+                    "CAP_DAC_OVERRIDE in its bounding set")
     try:
         proc = subprocess.run([str(Path(sys.executable).parent / "lenet-export"), str(relu_checkpoint[1]),
                                "--out", str(parent / "art")],

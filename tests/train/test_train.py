@@ -203,6 +203,28 @@ def test_best_is_chosen_on_the_validation_slice_never_on_the_test_split(tmp_path
     assert load_checkpoint(plain / "best.pt")["best_accuracy"] is None
 
 
+def test_best_is_the_best_validation_epoch_not_the_last_nor_the_best_test():
+    from lenet.train import choose_best
+
+    metrics = [{"val_acc": 0.90, "test_acc": 0.80}, {"val_acc": 0.95, "test_acc": 0.85},
+               {"val_acc": 0.95, "test_acc": 0.99}, {"val_acc": 0.93, "test_acc": 0.90}]
+    best, chosen = -1.0, []
+    for m in metrics:
+        is_best, best = choose_best(m, best)
+        chosen.append(is_best)
+    assert chosen == [True, True, False, False] and best == 0.95  # epoch 2: first of the equals
+    assert choose_best({"test_acc": 0.99}, -1.0) == (True, -1.0)  # no slice: every epoch, the last
+
+
+@pytest.mark.slow
+def test_resume_with_another_validation_slice_is_refused(tmp_path):
+    out = tmp_path / "run"
+    assert run_train("--arch", "lenet-relu", "--epochs", "1", "--validation", "300", "--out", str(out)).returncode == 0
+    r = run_train("--arch", "lenet-relu", "--epochs", "2", "--resume", "--out", str(out))
+    assert r.returncode != 0 and "was trained with --validation 300" in r.stderr
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+
+
 def test_hold_out_is_fixed_disjoint_and_the_same_for_every_seed():
     from lenet.data import hold_out, mnist_sample_arrays, Split
 

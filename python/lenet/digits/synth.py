@@ -271,7 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--marks", type=int, default=4, help="non-digit marks on the page (default 4)")
     args = p.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    x, y = heldout_digits()
+    from lenet.data import DataError
+
+    try:
+        x, y = heldout_digits()
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     order = rng.permutation(len(x))
     page, _ = make_page(x[order], y[order], rng, marks=args.marks)
     if not cv2.imwrite(args.out, page.image):
