@@ -51,28 +51,27 @@ def train_command(seed: int, run: Path, data_dir: str) -> list[str]:
             "--device=cpu", f"--threads={THREADS}", "--quiet", f"--out={run}"]
 
 
-def finished(run: Path) -> dict | None:
-    """The run's last record when it has done every epoch of this recipe, else None."""
+def finished(run: Path) -> list[dict] | None:
+    """The run's per-epoch records when it has done every epoch of this recipe, else None."""
     metrics = run / "metrics.jsonl"
     if not metrics.is_file():
         return None
     records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    return records[-1] if records and records[-1]["epoch"] == RECIPE["epochs"] else None
+    return records if records and records[-1]["epoch"] == RECIPE["epochs"] else None
 
 
 def train(seed: int, runs: Path, data_dir: str) -> dict:
     # The epoch count in the name: a run of another length is another run, never resumed as this one.
     run = runs / f"{RECIPE['arch']}-e{RECIPE['epochs']}-seed{seed}"
-    last = finished(run)
-    if last is not None:
+    records = finished(run)
+    if records is not None:
         print(f"seed {seed}: {run} is finished, kept")
     else:
         again = ["--resume"] if (run / "last.pt").is_file() else []
         print(f"seed {seed}: training in {run} ({RECIPE['epochs']} epochs, {THREADS} thread)", flush=True)
         subprocess.run(train_command(seed, run, data_dir) + again, check=True)
-        last = finished(run)
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return {"seed": seed, "run": str(run), "test_error": round(1 - last["test_acc"], 6),
+        records = finished(run)
+    return {"seed": seed, "run": str(run), "test_error": round(1 - records[-1]["test_acc"], 6),
             "train_seconds": round(sum(r["epoch_seconds"] for r in records), 1)}
 
 

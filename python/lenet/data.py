@@ -139,7 +139,7 @@ def _torchvision_split(name: str, data_dir: Path, train: bool) -> Split:
 
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     folder = data_dir / cls.__name__ / "raw"
-    for file in _IDX_FILES:
+    for file in (_IDX_FILES[:2] if train else _IDX_FILES[2:]):  # this split's images and labels
         if (folder / file).exists():
             check_idx_file(folder / file, MNIST_SHA256[file] if name == "mnist" else None)
     try:
@@ -170,6 +170,10 @@ def _reader_data(data_dir: Path) -> Dataset:
     return Dataset("reader", DIGIT_NAMES, train, test)
 
 
+def _root(data_dir: str | os.PathLike | None) -> Path:
+    return Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     if name == "reader":
         return _reader_data(Path(data_dir) if data_dir is not None else Path("build/reader-data"))
@@ -178,7 +182,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
         return Dataset(name, DIGIT_NAMES, Split(a["train_x"], a["train_y"]), Split(a["test_x"], a["test_y"]))
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    root = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    root = _root(data_dir)
     if name == "fashion-mnist":
         _prepare_debian_fashion(root)
     names = DIGIT_NAMES if name == "mnist" else FASHION_NAMES
@@ -195,8 +199,7 @@ MNIST_TEST_HALVES = {"select": slice(0, 5000), "report": slice(5000, 10000)}
 def mnist_digits(part: str, data_dir: str | os.PathLike | None = None) -> tuple["np.ndarray", "np.ndarray"]:
     """Full MNIST digits as numpy (uint8 [N,28,28], int64 [N]): ``"train"`` (60,000), or a half of
     the test split, ``"select"`` (the first 5,000) or ``"report"`` (the last 5,000)."""
-    data = load_dataset("mnist", data_dir)
-    split = data.train if part == "train" else data.test
+    split = _torchvision_split("mnist", _root(data_dir), train=part == "train")
     if part != "train":
         half = MNIST_TEST_HALVES[part]
         split = Split(split.images[half], split.labels[half])

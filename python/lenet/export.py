@@ -297,11 +297,13 @@ def export_formats(model, staging: Path, formats: list[str], opset: int) -> dict
 def pretrained_state(name: str) -> dict[str, Any]:
     """Shipped pretrained weights (``lenet5-mnist``) as the checkpoint an export starts from: the
     spec and weights of their artifact, and the training record their manifest keeps."""
-    if name not in pretrained.names():
-        raise CheckpointError(f"{name}: no such checkpoint file, and {pretrained.unknown(name)}")
     import torch
 
-    art = load_artifact(pretrained.resolve(name))
+    try:
+        directory = pretrained.shipped(name)
+    except ValueError as exc:
+        raise CheckpointError(f"{name}: no such checkpoint file, and {exc}") from None
+    art = load_artifact(directory)
     source = (art.manifest or {}).get("source") or {}
     return {"spec": art.spec.to_dict(), "model": {k: torch.from_numpy(v) for k, v in art.state_dict.items()},
             "epoch": source.get("epoch"), "best_accuracy": source.get("best_accuracy"),
@@ -317,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
                               f"its model file ({ckpt}/model.onnx) to lenet_ext or a checkpoint here")
     if not ckpt.exists() and pretrained.looks_like_a_name(ckpt):
         state = pretrained_state(args.checkpoint)
-        ckpt = pretrained.resolve(args.checkpoint) / MANIFEST
+        ckpt = pretrained.shipped(args.checkpoint) / MANIFEST
     else:
         state = load_checkpoint(ckpt)  # CheckpointError: missing/truncated/corrupt/pickled code
     model = model_from_checkpoint(state, ckpt)  # unknown arch, wrong shapes, NaN weights

@@ -117,27 +117,20 @@ def _trim_ringing(gray: np.ndarray, box: tuple[int, int, int, int], margin: floa
     along a sharp edge, so the margin's last pixels are not flat and the flat test stops a pixel or
     two outside the picture. A line of margin left inside made a band of "ink" along that edge (a
     candidate on a framed JPEG page). At most one JPEG block (``most`` px) per edge."""
-    top, bottom, left, right = box
+    edges = list(box)  # top, bottom, left, right
 
-    def is_margin(line: np.ndarray) -> bool:
-        return abs(float(np.median(line)) - margin) < abs(float(np.median(line)) - paper)
+    def outer_line(side: int) -> np.ndarray:
+        top, bottom, left, right = edges
+        return (gray[top, left:right], gray[bottom - 1, left:right],
+                gray[top:bottom, left], gray[top:bottom, right - 1])[side]
 
-    for _ in range(most):
-        if not is_margin(gray[top, left:right]):
-            break
-        top += 1
-    for _ in range(most):
-        if not is_margin(gray[bottom - 1, left:right]):
-            break
-        bottom -= 1
-    for _ in range(most):
-        if not is_margin(gray[top:bottom, left]):
-            break
-        left += 1
-    for _ in range(most):
-        if not is_margin(gray[top:bottom, right - 1]):
-            break
-        right -= 1
+    for side, inward in enumerate((1, -1, 1, -1)):
+        for _ in range(most):
+            level = float(np.median(outer_line(side)))
+            if abs(level - margin) >= abs(level - paper):
+                break
+            edges[side] += inward
+    top, bottom, left, right = edges
     return top, bottom, left, right
 
 

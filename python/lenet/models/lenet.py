@@ -119,10 +119,7 @@ def _pretrained(arch: str | ArchSpec, weights: str) -> LeNet:
 
     if not isinstance(arch, str):
         raise ValueError("weights= takes an arch name (e.g. 'lenet5'), not a spec")
-    name = pretrained.weights_name(arch, weights)
-    if name not in pretrained.names():
-        raise ValueError(pretrained.unknown(name))
-    art = load_artifact(pretrained.resolve(name))
+    art = load_artifact(pretrained.shipped(pretrained.weights_name(arch, weights)))
     model = LeNet(art.spec)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in art.state_dict.items()})
     return model.eval()

@@ -38,14 +38,20 @@ def unknown(name: str) -> str:
             f"{', '.join(known) if known else 'none'}")
 
 
+def shipped(name: str) -> Path:
+    """The shipped directory of a pretrained name; a ValueError listing the names that exist."""
+    if name not in names():
+        raise ValueError(unknown(name))
+    return HERE / name
+
+
 def resolve(path: str | os.PathLike) -> Path:
     """``path`` itself when it exists or is not a bare name; the shipped directory of a pretrained
     name otherwise (a path that exists always wins over a name)."""
     p = Path(path)
-    if p.exists() or not looks_like_a_name(path):
+    if p.exists() or not looks_like_a_name(path) or os.fspath(path) not in names():
         return p
-    shipped = HERE / os.fspath(path)
-    return shipped if (shipped / "manifest.json").is_file() else p
+    return shipped(os.fspath(path))
 
 
 def weights_name(arch: str, weights: str) -> str:
