@@ -139,9 +139,6 @@ def _torchvision_split(name: str, data_dir: Path, train: bool) -> Split:
 
     cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
     folder = data_dir / cls.__name__ / "raw"
-    for file in (_IDX_FILES[:2] if train else _IDX_FILES[2:]):  # this split's images and labels
-        if (folder / file).exists():
-            check_idx_file(folder / file, MNIST_SHA256[file] if name == "mnist" else None)
     try:
         ds = cls(str(data_dir), train=train, download=True)
     except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError when offline
@@ -174,6 +171,15 @@ def _root(data_dir: str | os.PathLike | None) -> Path:
     return Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
 
 
+def _check_present(name: str, root: Path, files: tuple[str, ...] = _IDX_FILES) -> None:
+    """Every one of ``files`` already in place is checked once, before anything is loaded or
+    downloaded, so a damaged file is named rather than a missing neighbour."""
+    folder = root / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw"
+    for file in files:
+        if (folder / file).exists():
+            check_idx_file(folder / file, MNIST_SHA256[file] if name == "mnist" else None)
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     if name == "reader":
         return _reader_data(Path(data_dir) if data_dir is not None else Path("build/reader-data"))
@@ -185,6 +191,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     root = _root(data_dir)
     if name == "fashion-mnist":
         _prepare_debian_fashion(root)
+    _check_present(name, root)
     names = DIGIT_NAMES if name == "mnist" else FASHION_NAMES
     return Dataset(name, names, _torchvision_split(name, root, True), _torchvision_split(name, root, False))
 
@@ -199,7 +206,9 @@ MNIST_TEST_HALVES = {"select": slice(0, 5000), "report": slice(5000, 10000)}
 def mnist_digits(part: str, data_dir: str | os.PathLike | None = None) -> tuple["np.ndarray", "np.ndarray"]:
     """Full MNIST digits as numpy (uint8 [N,28,28], int64 [N]): ``"train"`` (60,000), or a half of
     the test split, ``"select"`` (the first 5,000) or ``"report"`` (the last 5,000)."""
-    split = _torchvision_split("mnist", _root(data_dir), train=part == "train")
+    root = _root(data_dir)
+    _check_present("mnist", root, _IDX_FILES[:2] if part == "train" else _IDX_FILES[2:])
+    split = _torchvision_split("mnist", root, train=part == "train")
     if part != "train":
         half = MNIST_TEST_HALVES[part]
         split = Split(split.images[half], split.labels[half])
