@@ -10,7 +10,7 @@ from lenet.digits.classify import confidences
 from lenet.digits.group import Digit, group_numbers, lines_of
 from lenet.digits.normalize import to_mnist
 from lenet.digits.reader import DigitReader, ReaderOptions
-from lenet.digits.segment import SegmentOptions, find_candidates, ink_map, threshold
+from lenet.digits.segment import SegmentOptions, find_candidates, ink_map, stroke_width, threshold
 from lenet.spec import RUBBISH_ENERGY, spec_for
 
 
@@ -58,6 +58,23 @@ def test_ink_map_removes_lighting_and_shadow():
     assert np.percentile(cv2.blur(dark, (5, 5)), 99.9) < 0.15
     count, _, stats, _ = cv2.connectedComponentsWithStats(threshold(dark, SegmentOptions().min_contrast))
     assert count == 1 or stats[1:, cv2.CC_STAT_AREA].max() < 10
+
+
+@pytest.mark.parametrize("width", [6, 10, 14])
+def test_stroke_width_is_measured_under_a_shadow(width):
+    """A digit large in a small frame with a shadow over half of it: the stroke width (which
+    sizes the lighting estimate) is the strokes', not 0 from a threshold that took the shadow for
+    ink. With 0 the lighting estimate was narrower than the strokes and kept their thick parts
+    as paper: the digit fell apart in pieces."""
+    h = w = 140
+    ink = np.zeros((h, w), np.float32)
+    cv2.ellipse(ink, (70, 84), (15, 14), 0, 0, 360, 1.0, width, cv2.LINE_AA)    # a 6: its loop
+    cv2.ellipse(ink, (85, 76), (30, 34), 0, 180, 265, 1.0, width, cv2.LINE_AA)  # and its stem
+    shadow = 0.45 / (1 + np.exp((np.arange(w) - 0.55 * w) / 3))[None, :]     # soft edge, 55 % of it
+    lit = 225 * (1 - 0.6 * ink)
+    measured = stroke_width(lit * (1 - shadow))
+    assert measured == pytest.approx(stroke_width(lit), rel=0.01)
+    assert 0.75 * width < measured < 1.1 * width
 
 
 def test_empty_and_noisy_frames_yield_no_candidates():
