@@ -1,7 +1,7 @@
 """The reader model's recipe (`make reader-model`): data → lenet-train → lenet-export → rejection
 threshold → the model shipped in python/lenet/digits/model/.
 
-1. Training data: ``lenet.digits.training_data`` (digits from MNIST's 60,000 training digits and
+1. Training data: ``lenet.digits.kit.training_data`` (digits from MNIST's 60,000 training digits and
    the training fonts, rubbish, every crop made by the reader's own ``candidate_crops``; validation
    crops with the first 5,000 MNIST test digits, writers the training never saw), cached in
    BUILD/reader-data and remade only when the code that makes it changes.
@@ -49,8 +49,9 @@ MAX_REFUSED_IN_NUMBER = 0.005
 # after a number, not inside it.
 MAX_REFUSED_BETWEEN = 0.0025
 # Code whose change changes the training crops (the data cache's key).
-DATA_CODE = ("digits/training_data.py", "digits/variety.py", "digits/fonts.py", "digits/segment.py",
-             "digits/boxes.py", "digits/normalize.py", "mnist_crop.py", "glyphs.py", "data.py")
+DATA_CODE = ("digits/kit/training_data.py", "digits/kit/variety.py", "digits/kit/fonts.py",
+             "digits/segment.py", "digits/boxes.py", "digits/normalize.py", "mnist_crop.py", "glyphs.py",
+             "data.py")
 
 
 def data_key() -> str:
@@ -61,7 +62,7 @@ def data_key() -> str:
 
 
 def make_data(build: Path, key: str) -> Path:
-    from lenet.digits import training_data
+    from lenet.digits.kit import training_data
 
     folder = build / "reader-data"
     stamp = folder / "key.txt"
@@ -107,7 +108,7 @@ def choose_threshold(model_dir: Path, data: Path) -> dict:
 
     from lenet.digits.classify import EngineClassifier
     from lenet.digits.reader import DigitReader, ReaderOptions
-    from lenet.digits.training_data import RUBBISH, SOURCES
+    from lenet.digits.kit.training_data import RUBBISH, SOURCES
 
     reader = DigitReader(EngineClassifier(lenet_ext.load(model_dir)), ReaderOptions())
     with np.load(data / "reader-data.npz") as z:
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     status = export_main([str(checkpoint), "--out", str(export_dir)])
     if status:
         return status
-    from lenet.digits import fonts
+    from lenet.digits.kit import fonts
 
     info = {"recipe": {**RECIPE, "command": "make reader-model (tools/reader_model.py)"},
             "data": {"description": "MNIST training split (60,000 digits; validation: the first 5,000 "

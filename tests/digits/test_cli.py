@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lenet.digits.cli import main
-from lenet.digits.synth import make_page
+from lenet.digits.app.cli import main
+from lenet.digits.kit.synth import make_page
 
 from .pages import make_clip
 
@@ -181,9 +181,9 @@ class DyingCamera:
 
 
 def test_camera_that_stops_delivering(monkeypatch, tmp_path, capsys, small_page, reader_model):
-    import lenet.digits.live as live
+    import lenet.digits.app.live as live
     from lenet.digits.classify import load_classifier
-    from lenet.digits.cli import build_parser, run_stream_headless
+    from lenet.digits.app.cli import build_parser, run_stream_headless
     from lenet.digits.reader import DigitReader
 
     monkeypatch.setattr(live, "CAMERA_GRACE_S", 0.3)
@@ -207,7 +207,7 @@ def test_bundled_model_reads_a_page_without_torch(tmp_path, small_page, reader_m
 
     page, out_json = tmp_path / "page.png", tmp_path / "out.json"
     cv2.imwrite(str(page), small_page.image)
-    code = ("import sys; from lenet.digits.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from lenet.digits.app.cli import main; rc = main(sys.argv[1:]); "
             "print('torch imported:', 'torch' in sys.modules); sys.exit(rc)")
     run = subprocess.run([sys.executable, "-c", code, str(page), "--quiet", "--json", str(out_json)],
                          capture_output=True, text=True, timeout=300)

@@ -103,7 +103,7 @@ def test_a_blot_is_refused_at_any_tilt_and_bold_strokes_are_kept():
 def test_the_parts_of_a_percent_sign_are_one_shape(heldout_fonts):
     # Its circles are too tall to be specks and too far apart to be one digit's broken
     # stroke; read alone they are 0s and the bar a 1 ("40%" read "40010").
-    from lenet.digits import fonts
+    from lenet.digits.kit import fonts
 
     for name in fonts.HELD_OUT:
         for font in fonts.font_files(name):

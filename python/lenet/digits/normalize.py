@@ -17,7 +17,7 @@ def candidate_crops(image: np.ndarray, segment: SegmentOptions = SegmentOptions(
                     ) -> tuple[list[Candidate], list[Candidate], np.ndarray]:
     """All candidates (with shape refusals), the kept ones, and their 28×28 crops (uint8
     [len(kept), 28, 28]). The reader's one way from an image to what the network sees: the
-    reader model's training data is made by this function too (lenet.digits.training_data)."""
+    reader model's training data is made by this function too (lenet.digits.kit.training_data)."""
     candidates, _ = find_candidates(image, segment)
     kept = [c for c in candidates if not c.reason]
     crops = [to_mnist(c.ink, deskew_crop=deskew_crop) for c in kept]

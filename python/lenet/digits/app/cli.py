@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import OutputError, check_output_dir, check_output_file, missing_reason, same_file, write_output
+from lenet.paths import OutputError, check_output_dir, check_output_file, missing_reason, same_file, write_output
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 # Larger images are refused, not read: finding digits costs time and memory in proportion to the
@@ -35,7 +35,7 @@ CORRUPTION_WORDS = ("corrupt", "premature end", "truncat", "error", "invalid", "
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .reader import ReaderOptions
+    from lenet.digits.reader import ReaderOptions
 
     p = argparse.ArgumentParser(
         prog="lenet-digits",
@@ -194,7 +194,7 @@ def _progress(iterable, total: int | None, desc: str, quiet: bool):
 def run_images(args, reader, model_info) -> int:
     import cv2
 
-    from .render import annotate
+    from lenet.digits.render import annotate
 
     out_dir = None
     if args.out and out_is_dir(args):
@@ -309,7 +309,7 @@ def run_stream_headless(args, reader, model_info, cap, name: str, is_camera: boo
     import cv2
 
     from .live import CAMERA_GRACE_S, read_frame
-    from .render import annotate
+    from lenet.digits.render import annotate
 
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not is_camera else 0
     if args.max_frames:
@@ -364,7 +364,7 @@ def run_stream_headless(args, reader, model_info, cap, name: str, is_camera: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .reader import THRESHOLDS
+    from lenet.digits.reader import THRESHOLDS
 
     args = build_parser().parse_args(argv)
     parser_error = None
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     if parser_error:
         _err(parser_error)
         return 2
-    from .classify import DEFAULT_MODEL
+    from lenet.digits.classify import DEFAULT_MODEL
 
     if args.model is None:  # the bundled model (an input like any other: never an output)
         if not (DEFAULT_MODEL / "manifest.json").is_file():
@@ -397,9 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(exc))
         return 2
 
-    from .classify import ModelLoadError, load_classifier
-    from .reader import DigitReader, ReaderOptions
-    from .segment import SegmentOptions
+    from lenet.digits.classify import ModelLoadError, load_classifier
+    from lenet.digits.reader import DigitReader, ReaderOptions
+    from lenet.digits.segment import SegmentOptions
 
     try:
         classifier = load_classifier(args.model, args.backend)

@@ -7,7 +7,7 @@ photographed badly: black or blue ink, paper texture, uneven lighting and a soft
 rotation and perspective, blur, sensor noise and JPEG. The truth (numbers, digit boxes and mark
 boxes, in the final image's coordinates) comes with the page.
 
-    python -m lenet.digits.synth --out page.png [--truth page.json] [--seed 1]
+    python -m lenet.digits.kit.synth --out page.png [--truth page.json] [--seed 1]
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lenet.digits.boxes import Box
 from lenet.glyphs import MARK_FONTS, MARK_LETTERS, hershey_ink
-
-from .boxes import Box
 
 @dataclass
 class TruthDigit:
@@ -262,7 +261,7 @@ def heldout_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lenet.digits.synth",
+    p = argparse.ArgumentParser(prog="python -m lenet.digits.kit.synth",
                                 description="Write a scanned-style page of handwritten numbers made of "
                                             "held-out MNIST digits (and non-digit marks).")
     p.add_argument("--out", required=True, help="image file to write (e.g. page.png)")
