@@ -42,7 +42,7 @@ RECIPE = {"arch": "lenet5", "dataset": "reader", "epochs": 24, "batch_size": 64,
 # Validation digits (new writers) the default threshold may refuse: refusing good digits was the
 # reader's main error on writers it had never seen (thresholds chosen on its training writers).
 MAX_REFUSED = 0.01
-# ... and the threshold for shapes among read digits (lenet.digits.group): half that. Inside a
+# ... and the threshold for shapes among read digits (lenet.digits.decide): half that. Inside a
 # number a shape is most likely a digit, and the marks found there are letters written after it.
 MAX_REFUSED_IN_NUMBER = 0.005
 # ... and for shapes between two read digits of a number, a quarter: a letter or a unit is written

@@ -120,6 +120,26 @@ def test_reader_options_come_from_the_manifest(tmp_path):
     assert ReaderOptions.for_model(tmp_path / "elsewhere") == ReaderOptions()
 
 
+def test_flags_set_the_reader_options_of_the_same_name(reader_model):
+    """A flag not given leaves its option to the manifest or the dataclass (no second default in
+    the CLI); a flag given sets the attribute of its name."""
+    from dataclasses import replace
+
+    from lenet.digits.app.cli import build_parser, reader_options
+    from lenet.digits.reader import ReaderOptions
+
+    def options(*flags):
+        return reader_options(build_parser().parse_args(["page.png", "--model", str(reader_model), *flags]))
+
+    manifest = ReaderOptions.for_model(reader_model)
+    assert options() == manifest
+    given = options("--gap", "0.8", "--no-jitter", "--deskew", "--ink", "light", "--min-confidence-between", "0.1")
+    assert given == replace(manifest, gap=0.8, jitter=False, deskew=True, min_confidence_between=0.1,
+                            segment=replace(manifest.segment, ink="light"))
+    video = reader_options(build_parser().parse_args(["--camera", "0", "--model", str(reader_model)]))
+    assert video == replace(manifest, skip_border=True)
+
+
 def test_live_without_a_display(monkeypatch, capsys, reader_model, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
