@@ -1,7 +1,7 @@
 """The reader model's recipe (`make reader-model`): data → lenet-train → lenet-export → rejection
 threshold → the model shipped in python/lenet/digits/model/.
 
-1. Training data: ``lenet.digits.training_data`` (digits from MNIST's 60,000 training digits and
+1. Training data: ``lenet.digits.kit.training_data`` (digits from MNIST's 60,000 training digits and
    the training fonts, rubbish, every crop made by the reader's own ``candidate_crops``; validation
    crops with the first 5,000 MNIST test digits, writers the training never saw), cached in
    BUILD/reader-data and remade only when the code that makes it changes.
@@ -41,8 +41,6 @@ from ship import ship  # noqa: E402  (tools/ship.py, beside this script)
 RECIPE = {"arch": "lenet5", "dataset": "reader", "epochs": 24, "batch_size": 64, "optimizer": "adam",
           "lr": 2e-3, "schedule": "cosine", "augment": True, "seed": 0,
           "train_strips": 24000, "val_strips": 800}
-# Validation digits (new writers) the default threshold may refuse: refusing good digits was the
-# reader's main error on writers it had never seen (thresholds chosen on its training writers).
 # The thresholds are chosen by reading pages of the first 5,000 MNIST test digits (choose_on_pages):
 # the default threshold from this grid; among read digits a third of it, between two read digits a
 # tenth (a shape inside a number is most likely a digit; a letter or unit is written after one).
@@ -56,8 +54,9 @@ IN_NUMBER_SHARE, BETWEEN_SHARE = 1 / 3, 1 / 10
 SELECTION_PAGES, SELECTION_SEED = 40, 404   # the evaluation's MNIST pages use seed 303
 THRESHOLD_NAMES = ("min_confidence", "min_confidence_in_number", "min_confidence_between")
 # Code whose change changes the training crops (the data cache's key).
-DATA_CODE = ("digits/training_data.py", "digits/variety.py", "digits/fonts.py", "digits/segment.py",
-             "digits/boxes.py", "digits/normalize.py", "mnist_crop.py", "glyphs.py", "data.py")
+DATA_CODE = ("digits/kit/training_data.py", "digits/kit/variety.py", "digits/kit/fonts.py",
+             "digits/segment.py", "digits/boxes.py", "digits/normalize.py", "mnist_crop.py", "glyphs.py",
+             "data.py")
 
 
 def data_key() -> str:
@@ -68,7 +67,7 @@ def data_key() -> str:
 
 
 def make_data(build: Path, key: str) -> Path:
-    from lenet.digits import training_data
+    from lenet.digits.kit import training_data
 
     folder = build / "reader-data"
     stamp = folder / "key.txt"
@@ -117,7 +116,7 @@ class Validation:
 
         from lenet.digits.classify import EngineClassifier
         from lenet.digits.reader import DigitReader, ReaderOptions
-        from lenet.digits.training_data import RUBBISH, SOURCES
+        from lenet.digits.kit.training_data import RUBBISH, SOURCES
 
         reader = DigitReader(EngineClassifier(lenet_ext.load(model_dir)), ReaderOptions())
         with np.load(data / "reader-data.npz") as z:
@@ -183,7 +182,7 @@ def choose_on_pages(model_dir: Path, grid: list[float]) -> dict:
     import lenet_ext
 
     from lenet.data import mnist_digits
-    from lenet.digits import evaluate
+    from lenet.digits.kit import evaluate
     from lenet.digits.classify import EngineClassifier
     from lenet.digits.reader import DigitReader, ReaderOptions
 
@@ -267,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     status = export_main([str(checkpoint), "--out", str(export_dir)])
     if status:
         return status
-    from lenet.digits import fonts
+    from lenet.digits.kit import fonts
 
     info = {"recipe": {**RECIPE, "command": "make reader-model (tools/reader_model.py)"},
             "data": {"description": "MNIST training split (60,000 digits; validation: the first 5,000 "

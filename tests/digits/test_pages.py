@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lenet.digits import evaluate
+from lenet.digits.kit import evaluate
 from lenet.digits.classify import load_classifier, reader_settings
 from lenet.digits.reader import DigitReader, ReaderOptions
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lenet.digits import fonts, training_data
+from lenet.digits.kit import fonts, training_data
 from lenet.digits.classify import load_classifier
 from lenet.digits.reader import DigitReader
 
@@ -60,7 +60,7 @@ def test_scanner_samples_coarsely_or_binarizes():
     """variety.scanner: a coarse scan loses what is finer than 14-28 px a digit (a 1-px pattern
     on a 60 px digit averages out) but keeps the size; a binarizing scan leaves two levels; a
     digit already smaller than any coarse scan is left alone."""
-    from lenet.digits.variety import scanner
+    from lenet.digits.kit.variety import scanner
 
     fine = np.indices((120, 90)).sum(axis=0) % 2 * 0.8 + 0.1  # 1-px checkerboard, 0.1 / 0.9
     rng = np.random.default_rng(0)

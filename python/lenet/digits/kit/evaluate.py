@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lenet.digits.reader import FrameResult
+
 from . import fonts
-from .reader import FrameResult
 from .synth import Page, PageStyle, make_page
 from .variety import camera, pen
 

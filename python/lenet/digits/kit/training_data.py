@@ -12,7 +12,7 @@ sampled coarsely or binarized (``variety.scanner``) and photographed (``variety.
 finder made). So the network is trained on the 28×28 images it will see, segmentation quirks
 included.
 
-    python -m lenet.digits.training_data --out build/reader-data   (make reader-model runs it)
+    python -m lenet.digits.kit.training_data --out build/reader-data   (make reader-model runs it)
 
 Writes ``reader-data.npz``: ``train_x/train_y`` (labels 0-10), ``test_x/test_y`` (digits only:
 the checkpoint's test accuracy) and ``val_x/val_y/val_source`` (digits and rubbish from other
@@ -33,10 +33,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lenet.digits.normalize import candidate_crops
 from lenet.glyphs import RUBBISH_LETTERS
 
 from . import fonts
-from .normalize import candidate_crops
 from .variety import camera, pen, scanner
 
 RUBBISH = 10
@@ -299,7 +299,7 @@ def describe(data: dict[str, np.ndarray]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lenet.digits.training_data",
+    p = argparse.ArgumentParser(prog="python -m lenet.digits.kit.training_data",
                                 description="Render the reader model's training data (cached).")
     p.add_argument("--out", default="build/reader-data", help="output directory")
     p.add_argument("--train-strips", type=int, default=DEFAULT_STRIPS["train"])
