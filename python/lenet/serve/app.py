@@ -9,9 +9,11 @@ anything unexpected (500). The same app runs under uvicorn (lenet-serve) and Ray
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import time
+import zlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,7 @@ class ServeOptions:
     max_body_mb: float = 32.0          # one inference request (8192 32x32 FP32 images are 32 MiB)
     max_upload_mb: float = 20.0        # one /v1/read upload
     body_timeout_s: float = 30.0       # to receive a whole body
-    max_requests: int = 1024           # being handled at once; past it: 503 + Retry-After
+    max_requests: int = 256            # being handled at once; past it: 503 + Retry-After
     max_held_mb: float = 512.0         # bodies of the requests being handled, together
     ceiling_route: bool = False        # POST /bench/models/{name}/infer (tools/serve_load.py)
     instance_header: bool = False      # Lenet-Instance: host:pid on every answer (Ray replicas)
@@ -203,7 +205,20 @@ async def run_inference(server: Server, model: ServedModel, request: Request, in
             scores = np.zeros((0, model.spec.num_classes), np.float32)
         content, headers = protocol.response_body(model.name, VERSION, parsed.request, plan,
                                                   model.outputs(scores))
+    encoding = compression(request.headers.get("accept-encoding", ""))
+    if encoding is not None:  # asked for by the client (tritonclient's response_compression_algorithm)
+        content = gzip.compress(content, 1) if encoding == "gzip" else zlib.compress(content, 1)
+        headers["Content-Encoding"] = encoding
     return Response(content, headers=headers)
+
+
+def compression(accept_encoding: str) -> str | None:
+    """gzip or deflate when the client accepts it (and has not refused it with q=0), else None."""
+    accepted = {}
+    for token in accept_encoding.lower().split(","):
+        name, _, params = token.strip().partition(";")
+        accepted[name.strip()] = params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return next((name for name in ("gzip", "deflate") if accepted.get(name)), None)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -12,7 +12,10 @@ first); 2 when nothing could be served (bad arguments, a model that cannot load,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 
 import uvicorn
 
@@ -47,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest inference request body (default %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb, metavar="MB",
                    help="largest /v1/read upload (default %(default)s)")
+    p.add_argument("--body-timeout-s", type=float, default=defaults.body_timeout_s, metavar="S",
+                   help="a request whose body has not all arrived after S seconds is answered 408 "
+                        "(default %(default)s)")
     p.add_argument("--max-requests", type=int, default=defaults.max_requests, metavar="N",
                    help="requests handled at once; more are answered 503 + Retry-After (default %(default)s)")
     reader = p.add_mutually_exclusive_group()
@@ -81,6 +87,7 @@ def check_arguments(args) -> str | None:
         (0 <= args.max_wait_ms <= 1000, f"--max-wait-ms must be in 0..1000, got {args.max_wait_ms}"),
         (args.max_queue >= args.max_batch, f"--max-queue ({args.max_queue}) must be at least --max-batch ({args.max_batch})"),
         (args.max_body_mb > 0 and args.max_upload_mb > 0, "--max-body-mb and --max-upload-mb must be positive"),
+        (0 < args.body_timeout_s <= 3600, f"--body-timeout-s must be in (0, 3600], got {args.body_timeout_s}"),
         (args.max_requests >= 1, f"--max-requests must be at least 1, got {args.max_requests}"),
         (args.replicas is None or args.replicas >= 1, f"--replicas must be at least 1, got {args.replicas}"),
         (1 <= args.min_replicas <= args.max_replicas,
@@ -93,7 +100,8 @@ def check_arguments(args) -> str | None:
 def options_from(args) -> ServeOptions:
     return ServeOptions(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                         max_body_mb=args.max_body_mb, max_upload_mb=args.max_upload_mb,
-                        max_requests=args.max_requests, ceiling_route=args.ceiling_route,
+                        body_timeout_s=args.body_timeout_s, max_requests=args.max_requests,
+                        ceiling_route=args.ceiling_route,
                         instance_header=args.ray)
 
 
@@ -165,6 +173,21 @@ class AnnouncingServer(uvicorn.Server):
     def handle_exit(self, sig, frame) -> None:
         self.app.state.server.ready = False
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        """SIGTERM and SIGINT start the graceful shutdown. uvicorn's own version raises the signal
+        again once shut down, so the process would die of it (status -15) before saying it
+        stopped; here a shutdown that was asked for and went well exits 0."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
