@@ -96,3 +96,22 @@ def engine():
     import lenet_ext
 
     return lenet_ext.load("lenet5-mnist")
+
+
+@pytest.fixture(scope="session")
+def page():
+    """A photographed page of numbers (lenet.digits.synth) made of the mnist-sample test digits,
+    which need no download: the page, its PNG bytes and its JPEG bytes."""
+    import cv2
+    import numpy as np
+
+    from lenet.data import mnist_sample_arrays
+    from lenet.digits.synth import make_page
+
+    a, rng = mnist_sample_arrays(), np.random.default_rng(3)
+    order = rng.permutation(len(a["test_y"]))
+    sheet, _ = make_page(a["test_x"].numpy()[order], a["test_y"].numpy()[order], rng,
+                         size=(480, 640), digit_height=(40, 50), lines=4, marks=1)
+    png = cv2.imencode(".png", sheet.image)[1].tobytes()
+    jpeg = cv2.imencode(".jpg", sheet.image, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+    return sheet, png, jpeg
