@@ -60,7 +60,10 @@ def test_bad_binary_requests(server):
     x = np.zeros((2, 1, 32, 32), np.float32)
     body, headers = binary_body(x, size=100)
     status, doc = server.json("POST", INFER, body, headers)
-    assert status == 400 and "bytes of binary data for shape [2, 1, 32, 32]" in doc["error"], doc
+    assert status == 400 and "8092 bytes after the JSON header belong to no input" in doc["error"], doc
+    body, headers = binary_body(x, size=10**6)
+    status, doc = server.json("POST", INFER, body, headers)
+    assert status == 400 and "binary_data_size 1000000 runs past the end of the body" in doc["error"], doc
     body, headers = binary_body(x)
     status, doc = server.json("POST", INFER, body, {"Inference-Header-Content-Length": str(len(body) + 5)})
     assert status == 400 and "Inference-Header-Content-Length is" in doc["error"], doc
