@@ -257,6 +257,13 @@ class RequestMetrics:
             return
         start = time.perf_counter()
         status = 500
+        admission = self.server.admission
+        # Work (inference, reading) comes by POST; health, metadata and metrics stay answerable
+        # while the server turns work away.
+        if scope["method"] == "POST" and (refusal := admission.full()) is not None:
+            await error_response(refusal)(scope, receive, send)
+            self.server.metrics.observe_request("refused", refusal.status, time.perf_counter() - start)
+            return
 
         async def send_status(message) -> None:
             nonlocal status
@@ -267,7 +274,8 @@ class RequestMetrics:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            with admission.request():
+                await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"

@@ -149,7 +149,9 @@ def serve_here(args, options: ServeOptions) -> int:
     if not server.started:
         _err(f"could not listen on {args.host}:{args.port} (in use, or not an address of this machine)")
         return 2
-    print("lenet-serve: stopped", flush=True)
+    cut_off = app.state.server.admission.requests  # still being handled when the server stopped
+    print("lenet-serve: stopped" + (f" ({cut_off} requests cut off by the shutdown timeout)" if cut_off else
+                                    ", every accepted request answered"), flush=True)
     return 0
 
 

@@ -25,7 +25,9 @@ class BodyLimits:
 
 
 class Admission:
-    """Requests being handled and the body bytes they may hold, each under a ceiling."""
+    """Requests being handled and the body bytes they may hold, each under a ceiling. Requests
+    are counted at the door (the ASGI middleware, before any routing, so turning one away costs
+    little when there are many); bytes once the route knows what the body may occupy."""
 
     def __init__(self, max_requests: int, max_bytes: int) -> None:
         self.max_requests = max_requests
@@ -33,17 +35,29 @@ class Admission:
         self.requests = 0
         self.bytes = 0
 
+    def full(self) -> ServeError | None:
+        """The 503 to answer a new request with, or None when there is room for it."""
+        if self.requests >= self.max_requests:
+            return busy(f"the server is handling {self.requests} requests, its limit; retry shortly")
+        return None
+
     @contextlib.contextmanager
-    def hold(self, nbytes: int):
-        if self.requests + 1 > self.max_requests or self.bytes + nbytes > self.max_bytes:
-            raise busy(f"the server is at its limit ({self.requests} requests, "
-                       f"{self.bytes // 2**20} MiB of bodies in hand); retry shortly")
+    def request(self):
         self.requests += 1
-        self.bytes += nbytes
         try:
             yield
         finally:
             self.requests -= 1
+
+    @contextlib.contextmanager
+    def hold(self, nbytes: int):
+        if self.bytes + nbytes > self.max_bytes:
+            raise busy(f"the server holds {self.bytes // 2**20} MiB of request bodies, its limit "
+                       f"is {self.max_bytes // 2**20} MiB; retry shortly")
+        self.bytes += nbytes
+        try:
+            yield
+        finally:
             self.bytes -= nbytes
 
 
