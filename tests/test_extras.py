@@ -224,6 +224,10 @@ def test_serve(venv_with, tmp_path, artifact):
             conn.close()
             return result
 
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/static/page.js")  # the page's files are in the wheel
+        assert conn.getresponse().status == 200
+        conn.close()
         x = np.zeros((2, 1, 32, 32), np.float32)
         request = json.dumps({"inputs": [{"name": "input", "shape": [2, 1, 32, 32], "datatype": "FP32",
                                           "data": x.reshape(-1).tolist()}]}).encode()

@@ -31,7 +31,7 @@ from .errors import ServeError
 from .limits import Admission, BodyLimits, read_body
 from .metrics import Metrics
 from .models import VERSION, ServedModel
-from .reading import PageReader
+from .reading import PageReader, image_from_upload
 
 STATIC = Path(__file__).resolve().with_name("static")
 SERVER_NAME = "lenet-serve"
@@ -174,8 +174,6 @@ def create_app(models: dict[str, ServedModel], reader: PageReader | None = None,
         limits = server.upload_limits
         with server.admission.hold(limits.max_bytes):
             body = await read_body(request, limits)
-            from .reading import image_from_upload
-
             image, source = image_from_upload(body, request.headers.get("content-type", ""))
             return JSONResponse(await server.reader.read(image, source))
 
