@@ -302,8 +302,10 @@ def faults(args, size: int) -> dict:
         time.sleep(2.0)
         start = time.perf_counter()
         code = server.stop()
+        seconds = time.perf_counter() - start
         worker.join()
-        result["sigterm_under_load"] = {"exit_code": code, "seconds_to_exit": time.perf_counter() - start,
+        result["sigterm_under_load"] = {"exit_code": code, "seconds_to_exit": seconds,
+                                        "server_said": server.proc.stdout.read().strip().splitlines()[-1:],
                                         **summary(holder["tally"], 4.0, 1)}
     finally:
         server.stop()
@@ -394,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     fault = None if args.no_faults else faults(args, size)
     print(f"machine: {os.cpu_count()} CPUs ({platform_cpu()}); model {args.model}; "
           f"{args.seconds:g} s per phase")
-    print(report(runs, fault))
+    if runs:
+        print(report(runs, fault))
+    elif fault:
+        print("faults: " + json.dumps(fault, indent=1))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs, "faults": fault}, indent=1))

@@ -108,10 +108,10 @@ class Batcher:
                     break
             batch = self._take()
             start = time.perf_counter()
-            results = await loop.run_in_executor(self._thread, self._run_batch, [p.rows for p in batch])
-            if self.on_batch is not None:
-                self.on_batch(BatchStats(sum(len(p.rows) for p in batch), len(batch),
-                                         time.perf_counter() - start))
+            try:
+                results = await loop.run_in_executor(self._thread, self._run_batch, [p.rows for p in batch])
+            except Exception as exc:  # noqa: BLE001 - the executor itself failed: no request may hang
+                results = [exc] * len(batch)
             for pending, result in zip(batch, results):
                 if pending.future.done():  # its caller went away
                     continue
@@ -119,6 +119,9 @@ class Batcher:
                     pending.future.set_exception(result)
                 else:
                     pending.future.set_result(result)
+            if self.on_batch is not None:
+                self.on_batch(BatchStats(sum(len(p.rows) for p in batch), len(batch),
+                                         time.perf_counter() - start))
 
     def _take(self) -> list[Pending]:
         """The oldest requests, up to max_batch rows (at least one, however large it is)."""
