@@ -193,7 +193,6 @@ async def run_inference(server: Server, model: ServedModel, request: Request, in
     with server.admission.hold(min(held, limits.max_bytes)):
         body = await read_body(request, limits)
         parsed = protocol.parse(body, request.headers.get(tensors.HEADER_LENGTH))
-        del body
         datatypes = {item.name: item.datatype for item in parsed.request.inputs}
         x = model.engine_input(parsed.inputs, datatypes)
         plan = protocol.output_plan(parsed.request, ["scores", "classes"])
