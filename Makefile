@@ -57,7 +57,7 @@ demo: build system data
 	@# The pretrained weights shipped in the package (make pretrained), through the same engine.
 	$(BIN)/python -m lenet_ext lenet5-mnist --dataset mnist --data-dir $(DATA)
 	$(BIN)/lenet-bench $(ART) --seconds 0.5
-	$(BIN)/python -m lenet.digits.synth --out $(RUN)/page.png --seed 1
+	$(BIN)/python -m lenet.digits.kit.synth --out $(RUN)/page.png --seed 1
 	@# The page is read with the reader model bundled in the package (make reader-model).
 	$(BIN)/lenet-digits $(RUN)/page.png --headless --out $(RUN)/page.annotated.png --json $(RUN)/page.json
 

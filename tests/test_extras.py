@@ -128,9 +128,9 @@ def test_digits(venv_with, tmp_path, checkpoint):
     import numpy as np
 
     from lenet.data import mnist_sample_arrays
-    from lenet.digits.synth import make_page
+    from lenet.digits.kit.synth import make_page
 
-    # A page as python -m lenet.digits.synth makes one, of the mnist-sample test digits (offline).
+    # A page as python -m lenet.digits.kit.synth makes one, of the mnist-sample test digits (offline).
     a, rng = mnist_sample_arrays(), np.random.default_rng(3)
     order = rng.permutation(len(a["test_y"]))
     sheet, _ = make_page(a["test_x"].numpy()[order], a["test_y"].numpy()[order], rng)
@@ -198,7 +198,7 @@ def test_serve(venv_with, tmp_path, artifact):
     import numpy as np
 
     from lenet.data import mnist_sample_arrays
-    from lenet.digits.synth import make_page
+    from lenet.digits.kit.synth import make_page
 
     from .support import CLEAN_ENV
 

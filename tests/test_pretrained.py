@@ -33,7 +33,7 @@ def test_the_package_ships_lenet5_mnist_with_its_record():
     errors = [seed["test_error"] for seed in record["seeds"]]
     assert record["test_error_mean"] == pytest.approx(sum(errors) / 3, abs=1e-6)
     assert record["test_error"] == errors[0]
-    assert max(errors) <= 0.008  # the paper's 0.8 % with distortions; README has the 3 seeds
+    assert max(errors) <= 0.008  # the paper's 0.8 % with distortions; the README has the 3 seeds
     assert list(manifest["artifacts"]) == ["model.onnx"]
 
 

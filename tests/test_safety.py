@@ -93,7 +93,7 @@ def page_png(tmp_path_factory) -> Path:
 
 
 def digits(*args, capsys) -> tuple[int, str]:
-    from lenet.digits.cli import main
+    from lenet.digits.app.cli import main
 
     rc = main([str(a) for a in args])
     return rc, capsys.readouterr().err
@@ -299,7 +299,7 @@ def test_07_huge_page_is_refused_quickly_by_its_header(tmp_path, capsys, digits_
 def test_07_the_limit_is_the_stated_one(tmp_path, monkeypatch, suffix):
     """At the limit an image is read, one row past it the image is refused (checked with a
     1-megapixel limit so the images stay small)."""
-    import lenet.digits.cli as cli
+    import lenet.digits.app.cli as cli
 
     monkeypatch.setattr(cli, "MAX_MEGAPIXELS", 1)
     at, over = tmp_path / f"at{suffix}", tmp_path / f"over{suffix}"
@@ -320,7 +320,7 @@ def test_08_corrupt_jpeg_is_refused_not_read_in_part(tmp_path, capfd, page_png, 
     and OpenCV returns a page that is partly garbage: the warning is caught and the page refused.
     (OpenCV 5 refuses a truncated JPEG itself. JPEG has no checksum: damage libjpeg does not
     notice cannot be caught by anyone.)"""
-    from lenet.digits.cli import main
+    from lenet.digits.app.cli import main
 
     data = bytearray(cv2.imencode(".jpg", cv2.imread(str(page_png)))[1].tobytes())
     good, bad = tmp_path / "good.jpg", tmp_path / "bad.jpg"
@@ -503,7 +503,7 @@ def test_page_with_a_60px_border_gives_the_same_candidates(seed, border):
     the threshold (seed 7), so marks are only held to stay on what is written on the page."""
     from lenet.data import DataError
     from lenet.digits.segment import find_candidates
-    from lenet.digits.synth import heldout_digits, make_page
+    from lenet.digits.kit.synth import heldout_digits, make_page
 
     try:
         x, y = heldout_digits()

@@ -131,7 +131,7 @@ def test_lenet_digits_runs_no_code_from_its_model(tmp_path, good_pt2, kind):
     model = crafted(kind, good_pt2, tmp_path / "model.pt2", marker)
     page = tmp_path / "page.png"
     cv2.imwrite(str(page), np.full((64, 64), 255, np.uint8))
-    proc = subprocess.run([sys.executable, "-m", "lenet.digits.cli", str(page), "--model",
+    proc = subprocess.run([sys.executable, "-m", "lenet.digits.app.cli", str(page), "--model",
                            str(model), "--headless", "--json", str(tmp_path / "out.json")],
                           capture_output=True, text=True, timeout=300)
     assert not marker.exists(), proc.stderr

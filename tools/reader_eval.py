@@ -1,6 +1,6 @@
 """`make reader-eval`: the reader on held-out pages, scored the way a user would score it.
 
-Pages (lenet.digits.evaluate): handwriting and print digits in fonts the reader model never saw
+Pages (lenet.digits.kit.evaluate): handwriting and print digits in fonts the reader model never saw
 (fonts.HELD_OUT) and the held-out MNIST test digits, photographed with uneven light, shadow,
 perspective, blur, noise, JPEG 60-80, blue or black ink, ruled or plain paper, non-digit marks
 (some written right after a number, as units are); and each held-out MNIST digit alone on a
@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import numpy as np
 
-    from lenet.digits import evaluate
+    from lenet.digits.kit import evaluate
     from lenet.digits.classify import DEFAULT_MODEL, load_classifier
     from lenet.digits.reader import THRESHOLDS, DigitReader, ReaderOptions
-    from lenet.digits.synth import heldout_digits
+    from lenet.digits.kit.synth import heldout_digits
     from lenet.paths import atomic_write_bytes
 
     p = argparse.ArgumentParser(description="Score the digit reader on held-out pages.")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-confidence-between", type=float, default=None, help="default: the model's manifest")
     p.add_argument("--unit-marks", type=float, default=None,
                    help="share of numbers followed by a unit-like letter at digit spacing "
-                        "(default %(default)s: lenet.digits.evaluate.UNIT_MARKS; 0: marks apart from numbers only)")
+                        "(default %(default)s: lenet.digits.kit.evaluate.UNIT_MARKS; 0: marks apart from numbers only)")
     p.add_argument("--no-jitter", action="store_true")
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--samples", help="write the first page of each kind, annotated, to this directory")

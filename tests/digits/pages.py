@@ -1,10 +1,10 @@
-"""Test material made from synthetic pages (lenet.digits.synth): a short hand-held video of a page."""
+"""Test material made from synthetic pages (lenet.digits.kit.synth): a short hand-held video of a page."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lenet.digits.synth import Page
+from lenet.digits.kit.synth import Page
 
 
 def make_clip(path, page: Page, frames: int = 24, size: tuple[int, int] = (640, 480), fps: float = 12.0) -> None:

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lenet.digits.cli import main
-from lenet.digits.synth import make_page
+from lenet.digits.app.cli import main
+from lenet.digits.kit.synth import make_page
 
 from .pages import make_clip
 
@@ -120,6 +120,26 @@ def test_reader_options_come_from_the_manifest(tmp_path):
     assert ReaderOptions.for_model(tmp_path / "elsewhere") == ReaderOptions()
 
 
+def test_flags_set_the_reader_options_of_the_same_name(reader_model):
+    """A flag not given leaves its option to the manifest or the dataclass (no second default in
+    the CLI); a flag given sets the attribute of its name."""
+    from dataclasses import replace
+
+    from lenet.digits.app.cli import build_parser, reader_options
+    from lenet.digits.reader import ReaderOptions
+
+    def options(*flags):
+        return reader_options(build_parser().parse_args(["page.png", "--model", str(reader_model), *flags]))
+
+    manifest = ReaderOptions.for_model(reader_model)
+    assert options() == manifest
+    given = options("--gap", "0.8", "--no-jitter", "--deskew", "--ink", "light", "--min-confidence-between", "0.1")
+    assert given == replace(manifest, gap=0.8, jitter=False, deskew=True, min_confidence_between=0.1,
+                            segment=replace(manifest.segment, ink="light"))
+    video = reader_options(build_parser().parse_args(["--camera", "0", "--model", str(reader_model)]))
+    assert video == replace(manifest, skip_border=True)
+
+
 def test_live_without_a_display(monkeypatch, capsys, reader_model, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -181,9 +201,9 @@ class DyingCamera:
 
 
 def test_camera_that_stops_delivering(monkeypatch, tmp_path, capsys, small_page, reader_model):
-    import lenet.digits.live as live
+    import lenet.digits.app.live as live
     from lenet.digits.classify import load_classifier
-    from lenet.digits.cli import build_parser, run_stream_headless
+    from lenet.digits.app.cli import build_parser, run_stream_headless
     from lenet.digits.reader import DigitReader
 
     monkeypatch.setattr(live, "CAMERA_GRACE_S", 0.3)
@@ -207,7 +227,7 @@ def test_bundled_model_reads_a_page_without_torch(tmp_path, small_page, reader_m
 
     page, out_json = tmp_path / "page.png", tmp_path / "out.json"
     cv2.imwrite(str(page), small_page.image)
-    code = ("import sys; from lenet.digits.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from lenet.digits.app.cli import main; rc = main(sys.argv[1:]); "
             "print('torch imported:', 'torch' in sys.modules); sys.exit(rc)")
     run = subprocess.run([sys.executable, "-c", code, str(page), "--quiet", "--json", str(out_json)],
                          capture_output=True, text=True, timeout=300)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from lenet.digits.render import DIGIT, NUMBER
-from lenet.digits.synth import make_page
+from lenet.digits.kit.synth import make_page
 
 from .pages import make_clip
 
@@ -108,7 +108,7 @@ def test_live_window_under_xvfb(xdisplay, tmp_path, heldout_digits, reader_model
     env.pop("WAYLAND_DISPLAY", None)
     save_dir = tmp_path / "saved"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lenet.digits.cli", "--video", str(clip), "--loop", "--model",
+        [sys.executable, "-m", "lenet.digits.app.cli", "--video", str(clip), "--loop", "--model",
          str(reader_model), "--save-dir", str(save_dir)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

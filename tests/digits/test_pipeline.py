@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from lenet.digits.classify import confidences
-from lenet.digits.group import Digit, group_numbers, lines_of
+from lenet.digits.decide import group_numbers
+from lenet.digits.group import Digit, lines_of
 from lenet.digits.normalize import to_mnist
+from lenet.digits.options import LineOptions
 from lenet.digits.reader import DigitReader, ReaderOptions
-from lenet.digits.segment import SegmentOptions, find_candidates, ink_map, threshold
+from lenet.digits.segment import SegmentOptions, find_candidates, ink_map, stroke_width, threshold
 from lenet.spec import RUBBISH_ENERGY, spec_for
 
 
@@ -60,6 +62,23 @@ def test_ink_map_removes_lighting_and_shadow():
     assert count == 1 or stats[1:, cv2.CC_STAT_AREA].max() < 10
 
 
+@pytest.mark.parametrize("width", [6, 10, 14])
+def test_stroke_width_is_measured_under_a_shadow(width):
+    """A digit large in a small frame with a shadow over half of it: the stroke width (which
+    sizes the lighting estimate) is the strokes', not 0 from a threshold that took the shadow for
+    ink. With 0 the lighting estimate was narrower than the strokes and kept their thick parts
+    as paper: the digit fell apart in pieces."""
+    h = w = 140
+    ink = np.zeros((h, w), np.float32)
+    cv2.ellipse(ink, (70, 84), (15, 14), 0, 0, 360, 1.0, width, cv2.LINE_AA)    # a 6: its loop
+    cv2.ellipse(ink, (85, 76), (30, 34), 0, 180, 265, 1.0, width, cv2.LINE_AA)  # and its stem
+    shadow = 0.45 / (1 + np.exp((np.arange(w) - 0.55 * w) / 3))[None, :]     # soft edge, 55 % of it
+    lit = 225 * (1 - 0.6 * ink)
+    measured = stroke_width(lit * (1 - shadow))
+    assert measured == pytest.approx(stroke_width(lit), rel=0.01)
+    assert 0.75 * width < measured < 1.1 * width
+
+
 def test_empty_and_noisy_frames_yield_no_candidates():
     for img in (paper(), np.full((240, 320), 255, np.uint8), np.zeros((240, 320, 3), np.uint8),
                 np.random.default_rng(1).integers(0, 256, (240, 320), dtype=np.uint8)):
@@ -86,7 +105,7 @@ def test_a_blot_is_refused_at_any_tilt_and_bold_strokes_are_kept():
 def test_the_parts_of_a_percent_sign_are_one_shape(heldout_fonts):
     # Its circles are too tall to be specks and too far apart to be one digit's broken
     # stroke; read alone they are 0s and the bar a 1 ("40%" read "40010").
-    from lenet.digits import fonts
+    from lenet.digits.kit import fonts
 
     for name in fonts.HELD_OUT:
         for font in fonts.font_files(name):
@@ -220,26 +239,28 @@ def test_a_refused_digit_keeps_its_number_together():
 def test_a_shape_among_read_digits_is_read_at_the_in_number_threshold():
     def d(v, x, conf, h=40, y=10):
         return Digit(v, conf, (x, y, 25, h), accepted=conf >= 0.36)
+    in_number = ReaderOptions(min_confidence_in_number=0.15)
+    between = ReaderOptions(min_confidence_in_number=0.15, min_confidence_between=0.03)
     line = [d(1, 10, 0.9), d(2, 40, 0.2), d(7, 70, 0.9), d(4, 100, 0.05), d(5, 130, 0.2, h=22, y=28)]
     # Without an in-number threshold: "?" between read digits, trimmed at the end.
     numbers, left_out = group_numbers(line)
     assert [n.text for n in numbers] == ["1?7"] and len(left_out) == 2
     # With one: the unsure 2 is read; the 4 is under it and the small 5 (a letter's x-height)
     # is not digit-sized, so both stay out of the number.
-    numbers, left_out = group_numbers(line, in_number=0.15)
+    numbers, left_out = group_numbers(line, in_number)
     assert [n.text for n in numbers] == ["127"] and sorted(x.box[0] for x in left_out) == [100, 130]
     assert line[1].accepted is False  # the caller's shapes are not changed
     # Between two read digits a lower threshold is enough; after the last one it is not (a unit).
     line = [d(1, 10, 0.9), d(2, 40, 0.05), d(7, 70, 0.9), d(4, 100, 0.05), d(5, 130, 0.01, y=12)]
-    numbers, left_out = group_numbers(line, in_number=0.15, between=0.03)
+    numbers, left_out = group_numbers(line, between)
     assert [n.text for n in numbers] == ["127"] and sorted(x.box[0] for x in left_out) == [100, 130]
     line[4] = d(5, 130, 0.9)
-    numbers, left_out = group_numbers(line, in_number=0.15, between=0.03)
+    numbers, left_out = group_numbers(line, between)
     assert [n.text for n in numbers] == ["12745"] and left_out == []
-    numbers, _ = group_numbers(line, in_number=0.15)
+    numbers, _ = group_numbers(line, in_number)
     assert [n.text for n in numbers] == ["1?7?5"]
     # A shape alone (no read digit in its run) is never rescued.
-    numbers, left_out = group_numbers([d(1, 10, 0.9), d(2, 200, 0.2)], in_number=0.15)
+    numbers, left_out = group_numbers([d(1, 10, 0.9), d(2, 200, 0.2)], in_number)
     assert [n.text for n in numbers] == ["1"] and [x.box[0] for x in left_out] == [200]
 
 
@@ -251,6 +272,9 @@ def test_a_small_read_shape_is_not_a_digit_of_the_line():
     numbers, left_out = group_numbers(line)
     assert [n.text for n in numbers] == ["40", "1"]
     assert sorted(x.box[0] for x in left_out) == [70, 92]
+    # The height band is the options' (LineOptions.number_height): widened, the circles join.
+    wide = ReaderOptions(lines=LineOptions(number_height=(0.4, 1.6)))
+    assert [n.text for n in group_numbers(line, wide)[0]] == ["40010"]
 
 
 def test_video_mode_does_not_read_digits_cut_by_the_frame(heldout_digits):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lenet.digits import fonts, training_data
+from lenet.digits.kit import fonts, training_data
 from lenet.digits.classify import load_classifier
 from lenet.digits.reader import DigitReader
 
@@ -54,3 +54,21 @@ def test_strips_are_labelled_by_the_glyph_each_crop_covers(heldout_digits, heldo
     print(f"{len(crops)} crops: model agrees with {agree:.1%} of digit labels, refuses {refused:.1%} of rubbish")
     assert agree >= 0.9, agree
     assert refused >= 0.6, refused
+
+
+def test_scanner_samples_coarsely_or_binarizes():
+    """variety.scanner: a coarse scan loses what is finer than 14-28 px a digit (a 1-px pattern
+    on a 60 px digit averages out) but keeps the size; a binarizing scan leaves two levels; a
+    digit already smaller than any coarse scan is left alone."""
+    from lenet.digits.kit.variety import scanner
+
+    fine = np.indices((120, 90)).sum(axis=0) % 2 * 0.8 + 0.1  # 1-px checkerboard, 0.1 / 0.9
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        coarse = scanner(fine.astype(np.float32), rng, 60, low_res=1.0, binarize=0.0)
+        assert coarse.shape == fine.shape
+        assert np.abs(coarse - 0.5).max() < 0.1
+        two = scanner(fine.astype(np.float32), rng, 60, low_res=0.0, binarize=1.0)
+        assert set(np.unique(two)) == {0.0, 1.0}
+        small = scanner(fine.astype(np.float32), rng, 12, low_res=1.0, binarize=0.0)
+        assert np.array_equal(small, fine.astype(np.float32))

@@ -1,5 +1,5 @@
 """model.torchscript.pt loads and runs from C++ libtorch: the libtorch inside the installed torch
-wheel (its headers and shared libraries), so the README's libtorch claim is checked by every CI run.
+wheel (its headers and shared libraries), so the libtorch claim in docs/usage.md is checked by every CI run.
 Compiling against the torch headers takes about a minute; the program is unoptimized (-O0) since
 only the compile time matters here."""
 

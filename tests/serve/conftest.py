@@ -100,13 +100,13 @@ def engine():
 
 @pytest.fixture(scope="session")
 def page():
-    """A photographed page of numbers (lenet.digits.synth) made of the mnist-sample test digits,
+    """A photographed page of numbers (lenet.digits.kit.synth) made of the mnist-sample test digits,
     which need no download: the page, its PNG bytes and its JPEG bytes."""
     import cv2
     import numpy as np
 
     from lenet.data import mnist_sample_arrays
-    from lenet.digits.synth import make_page
+    from lenet.digits.kit.synth import make_page
 
     a, rng = mnist_sample_arrays(), np.random.default_rng(3)
     order = rng.permutation(len(a["test_y"]))

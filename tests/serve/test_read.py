@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from lenet.digits.cli import main as digits_main
+from lenet.digits.app.cli import main as digits_main
 
 
 def test_same_document_as_lenet_digits_json(server, page, tmp_path):

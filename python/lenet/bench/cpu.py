@@ -1,6 +1,6 @@
 """lenet-bench on the CPU: lenet_ext against the tools a user would pick instead, each running
 the files ``lenet-export`` ships (the plain graph, :mod:`lenet.plain`) in its best configuration
-(this docstring is the method; README's bench section has a run).
+(this docstring is the method; docs/benchmarks.md has runs).
 
 One process, one run, the same images for everyone, the same thread budget:
 

@@ -28,7 +28,7 @@ candidate whose averaged best probability is below ``--min-confidence``. A netwo
 digits alone has no notion of "not a digit": it maps some letters (H, K, M, W → 4; R → 8)
 confidently onto a prototype, and no threshold can undo that; the bundled reader model is trained
 with a rubbish class (target index 10 of ``lecun_map_loss``: letters, punctuation, smudges, lines,
-touching digit pairs, border-cut digits; :mod:`lenet.digits.training_data`), which is what lets
+touching digit pairs, border-cut digits; :mod:`lenet.digits.kit.training_data`), which is what lets
 the confidence refuse them. Its default threshold is chosen on validation crops (digits vs
 rubbish, tools/reader_model.py) and stored in the model's manifest (:func:`reader_settings`),
 with the two error rates it gives.

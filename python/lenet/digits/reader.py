@@ -1,51 +1,26 @@
 """The digit reader: image → candidates → MNIST-style crops → one batched classification →
-rejection → numbers. Used by the CLI in every mode, and by the tests."""
+the decision (lenet.digits.decide) → numbers. Used by lenet-digits in every mode, and by the tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .classify import Classifier, confidences, reader_settings
+from . import decide
 from .boxes import Box, union
-from .group import NUMBER_HEIGHT, Digit, Number, group_numbers
+from .classify import Classifier, confidences
+from .group import Digit, Number
 from .normalize import candidate_crops, jitters, to_mnist
-from .segment import Candidate, SegmentOptions
-
-
-# The confidence thresholds a model's manifest records (tools/reader_model.py chooses them).
-THRESHOLDS = ("min_confidence", "min_confidence_in_number", "min_confidence_between")
-
-
-@dataclass(frozen=True)
-class ReaderOptions:
-    min_confidence: float = 0.1   # below: "not a digit" (see classify.py for what it means)
-    min_confidence_in_number: float | None = None  # refused shapes among read digits: see group.py
-    min_confidence_between: float | None = None    # ... and between two read digits of a number
-    deskew: bool = False          # MNIST itself is not deskewed, so a model trained on it isn't either
-    jitter: bool = True           # average over small re-registrations (normalize.jitters)
-    split_aspect: float = 1.1     # blobs wider than this × height are also tried as two digits (0: never)
-    join: bool = True             # nearby pieces that together are digit-shaped are also tried as one
-    gap: float = 0.6              # a space wider than this × digit height ends a number
-    skip_border: bool = False     # video/camera: a shape touching the frame's edge may be a cut digit
-    segment: SegmentOptions = field(default_factory=SegmentOptions)
-
-    @classmethod
-    def for_model(cls, path, **overrides) -> "ReaderOptions":
-        """Options with the thresholds a model's manifest records (chosen on its validation data,
-        tools/reader_model.py), else the defaults; ``overrides`` that are None are ignored."""
-        settings = reader_settings(path)
-        values = {name: settings[name] for name in THRESHOLDS
-                  if isinstance(settings.get(name), (int, float))}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+# ReaderOptions and THRESHOLDS were defined here before lenet.digits.options: still importable from here.
+from .options import THRESHOLDS, PieceOptions, ReaderOptions  # noqa: F401
+from .segment import Candidate
 
 
 @dataclass
 class Rejected:
     box: Box
-    reason: str                     # "confidence", "height" (for its line: group.py) or a shape reason from segment.py
+    reason: str                     # "confidence", "height" (for its line: decide.py) or a shape reason from segment.py
     confidence: float | None = None  # the best class's confidence, when it was classified
     guess: int | None = None
     crop: np.ndarray | None = None
@@ -98,7 +73,7 @@ class DigitReader:
         rejected = [Rejected(c.box, c.reason) for c in candidates if c.reason]
         if self.options.skip_border and kept:
             # A digit cut by the frame's edge looks like another digit (a cut 8 is a 3): not read.
-            inside = [not _touches_border(c.box, w, h) for c in kept]
+            inside = [not _touches_border(c.box, w, h, self.options.border) for c in kept]
             rejected += [Rejected(c.box, "border") for c, ok in zip(kept, inside) if not ok]
             kept = [c for c, ok in zip(kept, inside) if ok]
             crops = crops[np.array(inside, bool)]
@@ -111,11 +86,12 @@ class DigitReader:
         for i, c in enumerate(kept):
             # Only one blob can be two digits whose ink touches; pieces were joined as one sign.
             touching = self.options.split_aspect and c.pieces == 1
-            split = split_wide(c.box, c.ink, self.options.split_aspect) if touching else None
+            split = (split_wide(c.box, c.ink, self.options.split_aspect, self.options.pieces)
+                     if touching else None)
             if split is not None:
                 halves[i] = (len(kept) + len(extra), *split)
                 extra += [to_mnist(part.ink, deskew_crop=self.options.deskew) for part in split]
-        pairs = join_pairs(kept) if self.options.join else []
+        pairs = join_pairs(kept, self.options) if self.options.join else []
         first_pair = len(kept) + len(extra)
         extra += [to_mnist(joined.ink, deskew_crop=self.options.deskew) for _, _, joined in pairs]
         if extra:
@@ -123,7 +99,8 @@ class DigitReader:
         probs = self.classify(crops)
         best = probs.argmax(axis=1)
         conf = probs[np.arange(len(probs)), best]
-        joined, used = choose_joins(pairs, conf, first_pair, kept, self.options.min_confidence)
+        joined, used = decide.choose_joins([(i, j, s.box) for i, j, s in pairs], conf, first_pair, kept,
+                                           self.options)
         shapes: list[Digit] = []
         for i, c in enumerate(kept):
             if i in used and i not in joined:
@@ -131,24 +108,21 @@ class DigitReader:
             parts = [joined[i]] if i in joined else [(c.box, i)]
             if i in halves and i not in joined:
                 k, left, right = halves[i]
-                # Two digits touching, not one wide digit, only if each half is a more confident
-                # digit than the whole: a wide 2 or a 0 stays whole.
-                if min(conf[k], conf[k + 1]) > max(conf[i], self.options.min_confidence, 0.5):
+                if decide.keep_split(conf[i], conf[k], conf[k + 1], self.options):
                     parts = [(left.box, k), (right.box, k + 1)]
             for box, j in parts:
                 shapes.append(Digit(int(best[j]), float(conf[j]), box, crops[j],
-                                    accepted=bool(conf[j] >= self.options.min_confidence)))
-        numbers, left_out = group_numbers(shapes, self.options.gap, self.options.min_confidence_in_number,
-                                          self.options.min_confidence_between)
+                                    accepted=decide.accepted(conf[j], self.options)))
+        numbers, left_out = decide.group_numbers(shapes, self.options)
         # Left out of the numbers: refused shapes, and read ones of the wrong height for their line.
         rejected += [Rejected(d.box, "height" if d.accepted else "confidence", d.confidence, d.digit, d.crop)
                      for d in left_out]
         return FrameResult(source, numbers, rejected, (w, h))
 
 
-def _touches_border(box: Box, width: int, height: int) -> bool:
+def _touches_border(box: Box, width: int, height: int, border: int) -> bool:
     x, y, w, h = box
-    return x <= 1 or y <= 1 or x + w >= width - 1 or y + h >= height - 1
+    return x <= border or y <= border or x + w >= width - border or y + h >= height - border
 
 
 @dataclass
@@ -157,35 +131,14 @@ class Split:
     ink: np.ndarray
 
 
-def choose_joins(pairs: list[tuple[int, int, Split]], conf: np.ndarray, first: int, kept: list[Candidate],
-                 min_confidence: float) -> tuple[dict[int, tuple[Box, int]], set[int]]:
-    """Which ``join_pairs`` become one digit, surest first (``conf[first + n]`` is pair n's
-    union's confidence): {first piece: (union box, its crop's index)}, and every piece used.
-
-    Two pieces are one digit if together they are a sure digit (above the threshold and a coin
-    toss) and either surer than each piece alone (two good digits side by side stay two) or made
-    of pieces too short to be digits of their line (the top and bottom of an 8 are two fine 0s,
-    but half as tall as the digits around them: see group.NUMBER_HEIGHT)."""
-    joined: dict[int, tuple[Box, int]] = {}
-    used: set[int] = set()
-    for n in sorted(range(len(pairs)), key=lambda n: -conf[first + n]):
-        i, j, whole = pairs[n]
-        k = first + n
-        short = max(kept[i].box[3], kept[j].box[3]) < NUMBER_HEIGHT[0] * whole.box[3]
-        if (i in used or j in used or conf[k] < max(min_confidence, 0.5)
-                or not (short or conf[k] > max(conf[i], conf[j]))):
-            continue
-        used |= {i, j}
-        joined[i] = (whole.box, k)
-    return joined, used
-
-
-def join_pairs(kept: list[Candidate]) -> list[tuple[int, int, Split]]:
+def join_pairs(kept: list[Candidate], options: ReaderOptions = ReaderOptions()
+               ) -> list[tuple[int, int, Split]]:
     """Neighbouring candidates that may be the pieces of one digit whose stroke broke where the
     candidate finder could not tell them from two digits (a 9's loop open at one side, a 3 cut at
     its waist): together they are no wider than tall and about a digit high, and they nearly
     touch. Returns (i, j, their union). Whether a pair is joined is the classifier's call
-    (DigitReader.read); two digits side by side make a union wider than tall and are not tried."""
+    (lenet.digits.decide.choose_joins); two digits side by side make a union wider than tall and
+    are not tried."""
     if len(kept) < 2:
         return []
     boxes = [c.box for c in kept]
@@ -196,11 +149,12 @@ def join_pairs(kept: list[Candidate]) -> list[tuple[int, int, Split]]:
         xi, yi, wi, hi = boxes[i]
         for j in order[pos + 1:]:
             xj, yj, wj, hj = boxes[j]
-            if xj > xi + wi + 0.1 * height:
+            if xj > xi + wi + options.pieces.join_reach * height:
                 break
             u = union([boxes[i], boxes[j]])
             gap_y = max(yi, yj) - min(yi + hi, yj + hj)
-            if u[2] > u[3] or u[3] > NUMBER_HEIGHT[1] * height or gap_y > 0.1 * u[3]:
+            if (u[2] > u[3] or u[3] > options.lines.number_height[1] * height
+                    or gap_y > options.pieces.join_gap * u[3]):
                 continue
             ink = np.zeros((u[3], u[2]), np.float32)
             for c in (kept[i], kept[j]):
@@ -211,22 +165,23 @@ def join_pairs(kept: list[Candidate]) -> list[tuple[int, int, Split]]:
     return pairs
 
 
-def split_wide(box: Box, ink: np.ndarray, aspect: float) -> tuple[Split, Split] | None:
+def split_wide(box: Box, ink: np.ndarray, aspect: float, pieces: PieceOptions = PieceOptions()
+               ) -> tuple[Split, Split] | None:
     """Where two digits touch, the ink is thinnest: cut a blob wider than ``aspect`` × its height
-    at the column of least ink in its middle half. Whether the cut is kept is the classifier's
-    call (see DigitReader.read)."""
+    at the column of least ink in its middle (``pieces.cut_margin``). Whether the cut is kept is
+    the classifier's call (lenet.digits.decide.keep_split)."""
     x, y, w, h = box
     if w <= aspect * h:
         return None
     columns = ink.sum(axis=0)
-    lo, hi = w // 4, w - w // 4
+    lo, hi = w // pieces.cut_margin, w - w // pieces.cut_margin
     if hi - lo < 2:
         return None
     cut = lo + int(np.argmin(columns[lo:hi]))
     out = []
     for x0, x1 in ((0, cut), (cut, w)):
         part = ink[:, x0:x1]
-        rows = np.nonzero(part.max(axis=1) > 0.05)[0]
+        rows = np.nonzero(part.max(axis=1) > pieces.cut_ink)[0]
         if len(rows) == 0 or x1 - x0 < 2:
             return None
         part = part[rows[0]:rows[-1] + 1]

@@ -1,5 +1,5 @@
 """``POST /v1/read``: an uploaded photo or scan read by the digit reader, answered with the same
-document as ``lenet-digits --json`` (lenet.digits.cli builds both).
+document as ``lenet-digits --json`` (lenet.digits.app.cli builds both).
 
 The upload is the body itself (``Content-Type: image/png`` or ``image/jpeg``; what a browser's
 ``fetch(url, {body: blob})`` and ``curl --data-binary @scan.jpg`` send) or the first file of a
@@ -45,7 +45,7 @@ def _first_file(body: bytes, content_type: str) -> tuple[bytes, str]:
 
 def check_image(data: bytes) -> None:
     """A PNG or JPEG within the reader's size limit, judged from its first bytes and header."""
-    from lenet.digits.cli import check_image_size
+    from lenet.digits.app.cli import check_image_size
 
     if not data:
         raise bad_input("the upload is empty (0 bytes)")
@@ -62,8 +62,9 @@ class PageReader:
 
     def __init__(self, model: str | None = None, workers: int = 2, max_waiting: int = 8) -> None:
         from lenet.digits.classify import DEFAULT_MODEL, load_classifier
-        from lenet.digits.cli import describe_model
-        from lenet.digits.reader import DigitReader, ReaderOptions
+        from lenet.digits.app.cli import describe_model
+        from lenet.digits.options import ReaderOptions
+        from lenet.digits.reader import DigitReader
 
         path = model or str(DEFAULT_MODEL)
         classifier = load_classifier(path, "engine")
@@ -74,7 +75,7 @@ class PageReader:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="reader")
 
     async def read(self, data: bytes, source: str) -> dict:
-        from lenet.digits.cli import results_document
+        from lenet.digits.app.cli import results_document
 
         check_image(data)
         if self.active >= self.max_active:
@@ -87,7 +88,7 @@ class PageReader:
         return results_document(self.model_info, [item], [])
 
     def _read(self, data: bytes, source: str) -> dict:
-        from lenet.digits.cli import decode_image
+        from lenet.digits.app.cli import decode_image
 
         try:
             image = decode_image(np.frombuffer(data, np.uint8))

@@ -3,7 +3,8 @@
 ``pen`` changes an ink map the way writers differ: stroke width (ballpoint to marker), slant,
 rotation, aspect, and elastic wobble (Simard et al. 2003). ``camera`` puts ink on paper and
 photographs it: ink colour (black or blue), contrast (a faint pencil or a grey marker on grey
-paper), uneven light, blur, sensor noise and JPEG.
+paper), uneven light, blur, sensor noise and JPEG. ``scanner`` does what old scans and small
+forms do before that: writing sampled at 14-28 px a digit and scaled up again, or binarized.
 """
 
 from __future__ import annotations
@@ -59,6 +60,25 @@ def pen(ink: np.ndarray, rng: np.random.Generator, *, strength: float = 1.0) -> 
     if len(ys) == 0:
         return np.zeros((1, 1), np.float32)
     return np.pad(ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1], 2).clip(0, 1)
+
+
+def scanner(ink: np.ndarray, rng: np.random.Generator, glyph_height: int, *, low_res: float = 0.2,
+            binarize: float = 0.15) -> np.ndarray:
+    """``ink`` [h, w] (digits ``glyph_height`` px tall) as a low-resolution or binarizing scanner
+    leaves it: with probability ``low_res`` sampled down to 14-28 px a digit and scaled back up
+    (smoothly or in blocks), with probability ``binarize`` cut at one grey level. Readers meet
+    digits from 16×16 and 32×32 collections scaled up, and binarized strokes: a model that saw only
+    smooth, well-sampled ink refuses them."""
+    h, w = ink.shape
+    if rng.random() < low_res:
+        f = float(rng.uniform(14, 28)) / glyph_height
+        if f < 1:
+            small = cv2.resize(ink, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+            up = cv2.INTER_NEAREST if rng.random() < 0.5 else cv2.INTER_LINEAR
+            ink = cv2.resize(small, (w, h), interpolation=up)
+    if rng.random() < binarize:
+        ink = (ink > rng.uniform(0.3, 0.6)).astype(np.float32)
+    return ink
 
 
 INKS = {"black": (0.15, 0.15, 0.15), "blue": (0.7, 0.3, 0.1)}  # BGR reflectance of each ink

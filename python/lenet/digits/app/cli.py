@@ -20,12 +20,16 @@ import tempfile
 import threading
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from ..paths import OutputError, check_output_dir, check_output_file, missing_reason, same_file, write_output
+from lenet.paths import OutputError, check_output_dir, check_output_file, missing_reason, same_file, write_output
+
+if TYPE_CHECKING:
+    from lenet.digits.options import ReaderOptions
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 # Larger images are refused, not read: finding digits costs time and memory in proportion to the
@@ -36,8 +40,18 @@ MAX_MEGAPIXELS = 50
 CORRUPTION_WORDS = ("corrupt", "premature end", "truncat", "error", "invalid", "bad ", "crc")
 
 
+# The flags that set a ReaderOptions attribute of the same name (dest). Their argparse default is
+# None, "not given": the value then comes from the model's manifest or the dataclass, never from
+# a second copy of the default here.
+READER_FLAGS = ("min_confidence", "min_confidence_in_number", "min_confidence_between", "deskew", "jitter",
+                "gap")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .reader import ReaderOptions
+    from lenet.digits.options import ReaderOptions
+    from lenet.digits.segment import SegmentOptions
+
+    defaults, segment = ReaderOptions(), SegmentOptions()
 
     p = argparse.ArgumentParser(
         prog="lenet-digits",
@@ -69,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-confidence", type=float, default=None, metavar="P",
                    help="refuse a candidate whose confidence is below P as not a digit (default: "
                         "the threshold recorded in the model's manifest, chosen on validation "
-                        f"data; {ReaderOptions().min_confidence} for models without one). Confidence: softmax for linear heads; for lenet5's RBF head "
+                        f"data; {defaults.min_confidence} for models without one). Confidence: softmax for linear heads; for lenet5's RBF head "
                         "the posterior with the MAP criterion's rubbish class, so a shape far from "
                         "every digit prototype scores near 0 (see lenet.digits.classify)")
     p.add_argument("--min-confidence-in-number", type=float, default=None, metavar="P",
@@ -81,13 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="... and one lying between two read digits of a number, at their height, "
                         "if its confidence is at least P (a letter or a unit follows a number; it "
                         "does not sit inside one). Default: the manifest's, as above")
-    p.add_argument("--deskew", action="store_true", help="straighten slanted digits by their moments")
-    p.add_argument("--no-jitter", action="store_true",
+    p.add_argument("--deskew", action="store_true", default=None,
+                   help="straighten slanted digits by their moments")
+    p.add_argument("--no-jitter", action="store_false", dest="jitter", default=None,
                    help="classify each crop once, not averaged over 9 small shifts/scalings/rotations")
-    p.add_argument("--ink", choices=("auto", "dark", "light"), default="auto",
-                   help="dark ink on light paper, light on dark (default: auto)")
-    p.add_argument("--gap", type=float, default=ReaderOptions().gap, metavar="F",
-                   help="a space wider than F x digit height splits numbers (default %(default)s)")
+    p.add_argument("--ink", choices=("auto", "dark", "light"), default=None,
+                   help=f"dark ink on light paper, light on dark (default: {segment.ink})")
+    p.add_argument("--gap", type=float, default=None, metavar="F",
+                   help=f"a space wider than F x digit height splits numbers (default {defaults.gap})")
     p.add_argument("--loop", action="store_true", help="live --video: start again at the end")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     p.add_argument("--save-dir", default=".", metavar="DIR", help="where the s key saves (default .)")
@@ -209,7 +224,7 @@ def _progress(iterable, total: int | None, desc: str, quiet: bool):
 def run_images(args, reader, model_info) -> int:
     import cv2
 
-    from .render import annotate
+    from lenet.digits.render import annotate
 
     out_dir = None
     if args.out and out_is_dir(args):
@@ -335,7 +350,7 @@ def run_stream_headless(args, reader, model_info, cap, name: str, is_camera: boo
     import cv2
 
     from .live import CAMERA_GRACE_S, read_frame
-    from .render import annotate
+    from lenet.digits.render import annotate
 
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not is_camera else 0
     if args.max_frames:
@@ -389,8 +404,21 @@ def run_stream_headless(args, reader, model_info, cap, name: str, is_camera: boo
     return status
 
 
+def reader_options(args) -> ReaderOptions:
+    """The reader's options for ``args``: each flag given sets its attribute, the rest come from
+    the model's manifest (the thresholds) or ReaderOptions' defaults. Video and camera frames
+    skip shapes cut by the frame's edge; a page's edge is its paper's."""
+    from lenet.digits.options import ReaderOptions
+
+    options = ReaderOptions.for_model(args.model, **{n: getattr(args, n) for n in READER_FLAGS},
+                                      skip_border=not args.images)
+    if args.ink is not None:
+        options = replace(options, segment=replace(options.segment, ink=args.ink))
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .reader import THRESHOLDS
+    from lenet.digits.options import THRESHOLDS
 
     args = build_parser().parse_args(argv)
     parser_error = None
@@ -402,14 +430,14 @@ def main(argv: list[str] | None = None) -> int:
         parser_error = f"--{bad[0].replace('_', '-')} must be in [0, 1], got {getattr(args, bad[0])}"
     elif args.out and (args.video is not None or args.camera is not None) and not args.headless:
         parser_error = "--out with --video/--camera needs --headless (the live window shows the result)"
-    elif not (math.isfinite(args.gap) and args.gap > 0):
+    elif args.gap is not None and not (math.isfinite(args.gap) and args.gap > 0):
         parser_error = f"--gap must be a positive number (x digit height), got {args.gap}"
     elif args.max_frames is not None and args.max_frames < 1:
         parser_error = f"--max-frames must be at least 1, got {args.max_frames}"
     if parser_error:
         _err(parser_error)
         return 2
-    from .classify import DEFAULT_MODEL
+    from lenet.digits.classify import DEFAULT_MODEL
 
     if args.model is None:  # the bundled model (an input like any other: never an output)
         if not (DEFAULT_MODEL / "manifest.json").is_file():
@@ -423,26 +451,22 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(exc))
         return 2
 
-    from .classify import ModelLoadError, load_classifier
-    from .reader import DigitReader, ReaderOptions
-    from .segment import SegmentOptions
+    from lenet.digits.classify import ModelLoadError, load_classifier
+    from lenet.digits.reader import DigitReader
 
     try:
         classifier = load_classifier(args.model, args.backend)
     except ModelLoadError as exc:
         _err(str(exc))
         return 2
-    jitter = not args.no_jitter
+    options = reader_options(args)
     live = not args.images and not args.headless
-    if live and jitter and classifier.backend != "lenet_ext":
+    if live and options.jitter and classifier.backend != "lenet_ext":
         # Nine classifications per candidate cost the engine little (~60 frames/s at 640x480)
         # but make eager PyTorch a slideshow (~3 frames/s): a live window gets one each.
-        jitter = False
+        options = replace(options, jitter=False)
         print(f"lenet-digits: note: {classifier.backend} backend, not lenet_ext: "
               "classifying each crop once for speed", file=sys.stderr)
-    options = ReaderOptions.for_model(args.model, **{n: getattr(args, n) for n in THRESHOLDS},
-                                      deskew=args.deskew, jitter=jitter, gap=args.gap,
-                                      segment=SegmentOptions(ink=args.ink), skip_border=not args.images)
     try:
         reader = DigitReader(classifier, options)
     except ValueError as exc:

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lenet.digits.reader import FrameResult
+
 from . import fonts
-from .reader import FrameResult
 from .synth import Page, PageStyle, make_page
 from .variety import camera, pen
 
@@ -51,10 +52,12 @@ def _font_digits(kind: str, count: int, rng: np.random.Generator) -> tuple[list[
 
 
 def make_pages(kind: str, count: int, seed: int = 0, *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
-               lines: int = 7, unit_marks: float = UNIT_MARKS) -> list[Page]:
-    """``count`` held-out pages of one kind (``mnist`` needs the held-out digits: x, y)."""
+               lines: int = 7, unit_marks: float = UNIT_MARKS, held_out_marks: bool = True) -> list[Page]:
+    """``count`` held-out pages of one kind (``mnist`` needs the held-out digits: x, y). Letter
+    marks are drawn in the held-out fonts, or with ``held_out_marks=False`` in OpenCV's Hershey
+    fonts (pages that choose something, which must not see the evaluation's fonts)."""
     rng = np.random.default_rng(seed)
-    mark_fonts = tuple(f for p in fonts.HELD_OUT for f in fonts.font_files(p))
+    mark_fonts = tuple(f for p in fonts.HELD_OUT for f in fonts.font_files(p)) if held_out_marks else None
     if kind == "mnist":
         x, y = mnist
         order = rng.permutation(len(x))

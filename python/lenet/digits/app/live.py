@@ -18,8 +18,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .reader import DigitReader, FrameResult
-from .render import annotate
+from lenet.digits.reader import DigitReader, FrameResult
+from lenet.digits.render import annotate
 
 WINDOW = "lenet-digits"
 CAMERA_GRACE_S = 2.0

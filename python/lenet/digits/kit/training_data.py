@@ -2,20 +2,21 @@
 as the reader finds and crops them at run time.
 
 Every example starts as a short strip of writing: 3-6 glyphs in a row, each a digit (a training
-font's, print or handwriting, or an MNIST TRAIN digit) or a shape that is not a digit (a letter
+font's, print or handwriting, or an MNIST digit: the training split's for training, the first
+half of the test split's for validation) or a shape that is not a digit (a letter
 unlike any digit, punctuation, a smudge, a line, a ruled-paper corner, a digit fragment, two
-digits touching, a digit cut by the strip's edge), changed by a pen (``variety.pen``) and
-photographed (``variety.camera``). The strip then goes through the reader's own
+digits touching, a digit cut by the strip's edge), changed by a pen (``variety.pen``), sometimes
+sampled coarsely or binarized (``variety.scanner``) and photographed (``variety.camera``). The strip then goes through the reader's own
 ``candidate_crops``; each kept candidate becomes an example labelled by the glyph it covers
 (a digit 0-9, or 10 = rubbish for everything else, including pieces and merges the candidate
 finder made). So the network is trained on the 28×28 images it will see, segmentation quirks
 included.
 
-    python -m lenet.digits.training_data --out build/reader-data   (make reader-model runs it)
+    python -m lenet.digits.kit.training_data --out build/reader-data   (make reader-model runs it)
 
 Writes ``reader-data.npz``: ``train_x/train_y`` (labels 0-10), ``test_x/test_y`` (digits only:
 the checkpoint's test accuracy) and ``val_x/val_y/val_source`` (digits and rubbish from other
-seeds: the rejection threshold is chosen on them). Fonts held out (``fonts.HELD_OUT``) are never
+seeds and MNIST writers the training never saw: the rejection thresholds are chosen on them). Fonts held out (``fonts.HELD_OUT``) are never
 used here.
 """
 
@@ -32,11 +33,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lenet.digits.normalize import candidate_crops
 from lenet.glyphs import RUBBISH_LETTERS
 
 from . import fonts
-from .normalize import candidate_crops
-from .variety import camera, pen
+from .variety import camera, pen, scanner
 
 RUBBISH = 10
 SOURCES = ("mnist", "print", "handwriting", "rubbish")
@@ -202,7 +203,7 @@ def strip(src: GlyphSource, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
         else:
             ink = ink[:, :cut]
         labels[k] = RUBBISH
-    image = camera(ink, rng)
+    image = camera(scanner(ink, rng, height), rng)
     _, kept, crops = candidate_crops(image)
     out_y, out_s, use = [], [], []
     for i, c in enumerate(kept):
@@ -264,14 +265,16 @@ def build(strips: dict[str, int], seed: int = 0, workers: int = 2) -> dict[str, 
     """The dataset as arrays (see the module docstring)."""
     from multiprocessing import get_context
 
-    from lenet.data import mnist_sample_arrays
+    from lenet.data import mnist_digits
 
-    a = mnist_sample_arrays()
-    mx, my = a["train_x"].numpy(), a["train_y"].numpy()
+    # Training strips draw MNIST's 60,000 training digits; validation strips (where the reader's
+    # thresholds are chosen) the first half of its test split: writers the model never saw.
+    writers = {"train": mnist_digits("train"), "val": mnist_digits("select")}
     jobs = []
     for part, n in strips.items():
         chunks = max(1, workers * 4)
         base = seed * 1000 + (0 if part == "train" else 500)
+        mx, my = writers[part]
         jobs += [(part, (base + k, n // chunks + (k < n % chunks), mx, my)) for k in range(chunks)]
     with get_context("fork").Pool(workers) as pool:
         results = pool.map(_make_part, [j for _, j in jobs])
@@ -296,7 +299,7 @@ def describe(data: dict[str, np.ndarray]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lenet.digits.training_data",
+    p = argparse.ArgumentParser(prog="python -m lenet.digits.kit.training_data",
                                 description="Render the reader model's training data (cached).")
     p.add_argument("--out", default="build/reader-data", help="output directory")
     p.add_argument("--train-strips", type=int, default=DEFAULT_STRIPS["train"])
