@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 # own requirements, e.g. matplotlib through mlxtend, is not listed).
 ABSENT = {"train": {"onnxruntime", "onnxscript"}, "export": {"torchvision"},
           "digits": {"onnxruntime", "mlxtend", "torchvision"},
-          "bench": {"mlxtend", "torchvision", "onnxscript"}}
+          "bench": {"mlxtend", "torchvision", "onnxscript"},
+          "serve": {"torch", "onnxruntime", "mlxtend", "torchvision", "ray", "tqdm"}}
 PARITY_RUNTIMES = {"eager", "torchscript", "onnxruntime", "opencv-dnn", "torch.export"}
 BENCH_ENGINES = {"lenet_ext", "PyTorch eager", "TorchScript", "ONNX Runtime", "OpenCV DNN"}
 
@@ -183,3 +184,64 @@ def test_bench(venv_with, tmp_path, artifact):
     rows = json.loads(out.read_text())["rows"]
     assert {r["engine"] for r in rows} >= BENCH_ENGINES, {r["engine"] for r in rows}
     assert {r["batch"] for r in rows} == {1, 16}
+
+
+def test_serve(venv_with, tmp_path, artifact):
+    """lenet-serve without torch: the protocol on an exported artifact and the shipped weights,
+    /v1/read with the bundled reader model; --ray without the [ray] extra says what to install."""
+    import http.client
+    import re
+    import signal
+    import subprocess
+
+    import cv2
+    import numpy as np
+
+    from lenet.data import mnist_sample_arrays
+    from lenet.digits.kit.synth import make_page
+
+    from .support import CLEAN_ENV
+
+    bin_dir = venv_with("serve")
+    proc = subprocess.run([bin_dir / "lenet-serve", "lenet5-mnist", "--ray"], capture_output=True,
+                          text=True, env=CLEAN_ENV, cwd=tmp_path)
+    assert proc.returncode == 2 and "pip install 'lenet[ray]'" in proc.stderr, proc.stderr
+
+    server = subprocess.Popen([bin_dir / "lenet-serve", f"demo={artifact}", "lenet5-mnist", "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLEAN_ENV,
+                              cwd=tmp_path)
+    try:
+        line = server.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert found, line + server.stdout.read()
+        port = int(found.group(1))
+
+        def post(path: str, body: bytes) -> tuple[int, dict]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", path, body=body)
+            response = conn.getresponse()
+            result = response.status, json.loads(response.read())
+            conn.close()
+            return result
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/static/page.js")  # the page's files are in the wheel
+        assert conn.getresponse().status == 200
+        conn.close()
+        x = np.zeros((2, 1, 32, 32), np.float32)
+        request = json.dumps({"inputs": [{"name": "input", "shape": [2, 1, 32, 32], "datatype": "FP32",
+                                          "data": x.reshape(-1).tolist()}]}).encode()
+        for model in ("demo", "lenet5-mnist"):
+            status, doc = post(f"/v2/models/{model}/infer", request)
+            assert status == 200 and [o["name"] for o in doc["outputs"]] == ["scores", "classes"], doc
+        a, rng = mnist_sample_arrays(), np.random.default_rng(3)
+        order = rng.permutation(len(a["test_y"]))
+        sheet, _ = make_page(a["test_x"].numpy()[order], a["test_y"].numpy()[order], rng)
+        status, doc = post("/v1/read", cv2.imencode(".png", sheet.image)[1].tobytes())
+        assert status == 200 and doc["model"]["backend"] == "lenet_ext", doc
+        read = [n["text"] for n in doc["items"][0]["numbers"]]
+        assert sum(n.text in read for n in sheet.numbers) >= len(sheet.numbers) / 2, read
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0
+        server.stdout.close()

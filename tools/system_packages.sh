@@ -9,6 +9,7 @@ set -uo pipefail
 PACKAGES=(
   dataset-fashion-mnist   # Fashion-MNIST's 70,000 images (engine label agreement, --dataset fashion-mnist offline)
   xvfb xdotool x11-apps   # a virtual screen, keys and screenshots for the live-window test
+  chromium                # the headless browser Playwright drives in lenet-serve's page test
   # Fonts of the digit reader's training data and held-out pages (lenet.digits.kit.fonts)
   fonts-dejavu-core fonts-liberation fonts-urw-base35 fonts-freefont-ttf fonts-noto-core
   fonts-comic-neue fonts-dancingscript fonts-kaushanscript fonts-ecolier-court fonts-klee

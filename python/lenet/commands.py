@@ -21,6 +21,7 @@ COMMANDS = {
     "lenet-export": ("lenet.export", "export"),
     "lenet-bench": ("lenet.bench", "bench"),
     "lenet-digits": ("lenet.digits.app.cli", "digits"),
+    "lenet-serve": ("lenet.serve.cli", "serve"),
 }
 
 _EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
@@ -85,3 +86,7 @@ def bench() -> int:
 
 def digits() -> int:
     return run("lenet-digits")
+
+
+def serve() -> int:
+    return run("lenet-serve")

@@ -17,11 +17,12 @@ import math
 import os
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -122,23 +123,29 @@ def _err(msg: str) -> None:
     tqdm.write(f"lenet-digits: error: {msg}", file=sys.stderr)  # keeps a progress bar intact
 
 
+# File descriptor 2 is one per process: two threads that swapped it at once (lenet-serve decodes
+# uploads in worker threads) would each restore the other's capture file as stderr.
+_DECODER_MESSAGES_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def decoder_messages():
     """Collect what the image libraries print on file descriptor 2 while decoding: libjpeg only
     *warns* about damaged data ("Corrupt JPEG data: premature end of data segment") and OpenCV then
     returns the partly garbled page, so the warning is the only sign that the page is wrong."""
     lines: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines += capture.read().decode(errors="replace").splitlines()
+    with _DECODER_MESSAGES_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield lines
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                lines += capture.read().decode(errors="replace").splitlines()
 
 
 def too_large(width: int, height: int) -> ValueError:
@@ -146,9 +153,10 @@ def too_large(width: int, height: int) -> ValueError:
                       "megapixels): scale it down first (digits 30 to 100 px tall read best)")
 
 
-def check_image_size(path: Path) -> None:
-    """Refuse a huge image from its header, before decoding it. Pillow reads the header; a format
-    it does not know is checked after decoding (OpenCV's own limit is 2^30 pixels)."""
+def check_image_size(path: Path | BinaryIO) -> None:
+    """Refuse a huge image from its header, before decoding it (``path``: a file, or the bytes of
+    one as a binary stream). Pillow reads the header; a format it does not know is checked after
+    decoding (OpenCV's own limit is 2^30 pixels)."""
     try:
         from PIL import Image
     except ImportError:
@@ -169,8 +177,6 @@ def check_image_size(path: Path) -> None:
 
 def read_image(path: str) -> np.ndarray:
     """Decode an image file; ValueError with a reason a person understands."""
-    import cv2
-
     p = Path(path)
     if not p.exists():
         raise ValueError(missing_reason(p))
@@ -183,6 +189,14 @@ def read_image(path: str) -> np.ndarray:
         data = np.fromfile(p, np.uint8)
     except OSError as exc:
         raise ValueError(f"cannot read ({exc.strerror})") from None
+    return decode_image(data)
+
+
+def decode_image(data: np.ndarray) -> np.ndarray:
+    """Decode an image file's bytes (uint8 array) to BGR; ValueError with a reason a person
+    understands. The size is checked from the header first (check_image_size) by the caller."""
+    import cv2
+
     with decoder_messages() as messages:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     damage = [m for m in messages if any(w in m.lower() for w in CORRUPTION_WORDS)]
@@ -280,15 +294,26 @@ def check_outputs(args) -> None:
         check_output_dir(args.save_dir, "--save-dir")
 
 
+def results_document(model_info: dict, items: list, errors: list) -> dict:
+    """The --json document: the model, one item per image or frame read, and the inputs that
+    could not be read (only when there are some). lenet-serve's /v1/read answers the same."""
+    doc = {"model": model_info, "items": items}
+    if errors:
+        doc["errors"] = errors
+    return doc
+
+
+def describe_model(path: str | os.PathLike, classifier) -> dict:
+    """The document's "model": where it came from, its architecture and the backend running it."""
+    return {"path": os.fspath(path), "arch": classifier.spec.arch, "backend": classifier.backend}
+
+
 def _write_json(path: str | None, model_info: dict, items: list, errors: list) -> bool:
     """Write the results (atomically: a full disk leaves no half file); False after an error."""
     if not path:
         return True
-    doc = {"model": model_info, "items": items}
-    if errors:
-        doc["errors"] = errors
     try:
-        write_output(path, json.dumps(doc, indent=1), "--json")
+        write_output(path, json.dumps(results_document(model_info, items, errors), indent=1), "--json")
     except OutputError as exc:
         _err(str(exc))
         return False
@@ -447,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         _err(f"{args.model}: {exc}")
         return 2
-    model_info = {"path": os.fspath(args.model), "arch": classifier.spec.arch, "backend": classifier.backend}
+    model_info = describe_model(args.model, classifier)
 
     if args.images:
         return run_images(args, reader, model_info)

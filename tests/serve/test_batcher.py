@@ -1,0 +1,121 @@
+"""The dynamic batcher on the real engine: rows of concurrent requests gathered into one call
+(bounded by max_batch and the wait), each request handed exactly its rows, a failing request
+failing alone, a full queue refusing at once, a close that finishes what was queued."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from lenet.serve.batcher import Batcher, split_rows
+from lenet.serve.errors import ServeError
+
+
+def images(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 0.8, size=(n, 1, 32, 32)).astype(np.float32)
+
+
+class CountingEngine:
+    """The engine, with a record of the batch size of each call."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.calls: list[int] = []
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.calls.append(len(x))
+        return self.engine.scores(x)
+
+
+async def submit_all(batcher: Batcher, parts: list[np.ndarray]) -> list:
+    return await asyncio.gather(*(batcher.submit(p) for p in parts), return_exceptions=True)
+
+
+def test_requests_are_gathered_by_rows_and_get_their_own(engine):
+    sizes = [1, 4, 2, 7, 1, 3]
+    parts = [images(n, seed=i) for i, n in enumerate(sizes)]
+    counting = CountingEngine(engine)
+
+    async def main():
+        batcher = Batcher(counting, max_batch=256, max_wait_s=0.2)
+        out = await submit_all(batcher, parts)
+        await batcher.close()
+        return out
+
+    results = asyncio.run(main())
+    assert counting.calls == [sum(sizes)]  # one engine call for all six requests
+    for part, result in zip(parts, results):
+        np.testing.assert_allclose(result, engine.scores(part), rtol=1e-5, atol=1e-4)
+
+
+def test_max_batch_bounds_each_call(engine):
+    counting = CountingEngine(engine)
+
+    async def main(sizes):
+        batcher = Batcher(counting, max_batch=8, max_wait_s=0.2)
+        out = await submit_all(batcher, [images(n, seed=n) for n in sizes])
+        await batcher.close()
+        return out
+
+    asyncio.run(main([5, 5, 5]))
+    assert counting.calls == [5, 5, 5]  # 5 + 5 would pass 8
+    counting.calls.clear()
+    asyncio.run(main([3, 3, 3, 20]))
+    assert counting.calls == [6, 3, 20]  # a request larger than max_batch runs alone, whole
+
+
+def test_a_failing_request_fails_alone(engine):
+    bad = images(3, seed=9)
+    bad[1, 0, 5, 5] = np.nan
+    parts = [images(2, seed=1), bad, images(4, seed=2)]
+    counting = CountingEngine(engine)
+
+    async def main():
+        batcher = Batcher(counting, max_batch=256, max_wait_s=0.2)
+        out = await submit_all(batcher, parts)
+        await batcher.close()
+        return out
+
+    good1, failed, good2 = asyncio.run(main())
+    assert isinstance(failed, ServeError) and failed.status == 400 and "NaN" in failed.message
+    np.testing.assert_allclose(good1, engine.scores(parts[0]), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(good2, engine.scores(parts[2]), rtol=1e-5, atol=1e-4)
+    assert counting.calls == [9, 2, 3, 4]  # the batch, then each request alone to find the bad one
+
+
+def test_an_engine_answer_of_the_wrong_size_fails_loudly(engine):
+    def drops_a_row(x: np.ndarray) -> np.ndarray:
+        return engine.scores(x)[:-1]
+
+    async def main():
+        batcher = Batcher(drops_a_row, max_batch=256, max_wait_s=0.1)
+        out = await submit_all(batcher, [images(2, 1), images(3, 2)])
+        await batcher.close()
+        return out
+
+    for result in asyncio.run(main()):
+        assert isinstance(result, RuntimeError) and "returned" in str(result) and "rows for" in str(result)
+    with pytest.raises(RuntimeError, match="returned 4 rows for 5 images"):
+        split_rows(np.zeros((4, 10)), [2, 3])
+
+
+def test_full_queue_refuses_at_once_and_close_finishes_the_queue(engine):
+    async def main():
+        batcher = Batcher(engine.scores, max_batch=8, max_wait_s=0.5, max_queue=16)
+        first = [asyncio.ensure_future(batcher.submit(images(8, seed=i))) for i in range(2)]
+        await asyncio.sleep(0)  # both queued: 16 images, the limit
+        with pytest.raises(ServeError) as refused:
+            await batcher.submit(images(1, seed=5))
+        assert refused.value.status == 503 and refused.value.headers() == {"Retry-After": "1"}
+        with pytest.raises(ServeError) as too_big:
+            await batcher.submit(images(17, seed=6))
+        assert too_big.value.status == 413
+        await batcher.close()  # answers the queued requests before it returns
+        assert all(f.done() and f.result().shape == (8, 10) for f in first)
+        with pytest.raises(ServeError) as closed:
+            await batcher.submit(images(1, seed=7))
+        assert closed.value.status == 503 and "shutting down" in closed.value.message
+
+    asyncio.run(main())
