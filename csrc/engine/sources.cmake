@@ -11,7 +11,7 @@ set(_lenet_cpu_sources
   csrc/engine/cpu/thread_pool.cpp
   csrc/engine/cpu/cpu_engine.cpp
   csrc/engine/cpu/kernels_baseline.cpp
-  csrc/engine/cuda/emulator.cpp csrc/engine/cuda/device_none.cpp  # CUDA logic on the host, every build
+  csrc/engine/cuda/packing.cpp csrc/engine/cuda/emulator.cpp csrc/engine/cuda/device_none.cpp  # CUDA logic on the host, every build
 )
 set(_lenet_cpu_defs "")
 # Contracting a*b+c into FMAs is what the kernels are written for; no other fast-math.
