@@ -9,22 +9,26 @@
 
 namespace lenet::cpu::int8::LENET_I8_NS {
 
-constexpr int kPlaneBytes = kIn * kIn * 16;  // [y][x][image] input codes
+// Input codes: [y][x][lane], kLanes bytes a pixel.
+template <class V>
+constexpr int plane_bytes() { return kIn * kIn * V::kLanes; }
 
 // Input codes of `count` images (lanes past count stay 0) into `plane`. Returns false on a
 // NaN/Inf float pixel.
+template <class V>
 static bool input_codes(const Packed& p, const InputBatch& b, int64_t first, int count, uint8_t* plane) {
-  std::memset(plane, 0, kPlaneBytes);
+  constexpr int L = V::kLanes;
+  std::memset(plane, 0, plane_bytes<V>());
   const int size = b.size, off = (kIn - size) / 2;
   const int64_t npix = int64_t(size) * size;
   bool finite = true;
   for (int l = 0; l < count; ++l) {
     const int64_t img = first + l;
     for (int y = 0; y < size; ++y) {
-      uint8_t* dst = plane + (size_t(y + off) * kIn + off) * 16 + l;
+      uint8_t* dst = plane + (size_t(y + off) * kIn + off) * L + l;
       if (b.u8) {
         const uint8_t* src = b.u8 + img * npix + y * size;
-        for (int x = 0; x < size; ++x) dst[x * 16] = p.invert ? uint8_t(255 - src[x]) : src[x];
+        for (int x = 0; x < size; ++x) dst[x * L] = p.invert ? uint8_t(255 - src[x]) : src[x];
       } else {
         const float* src = b.f32 + img * npix + y * size;
         for (int x = 0; x < size; ++x) {
@@ -32,7 +36,7 @@ static bool input_codes(const Packed& p, const InputBatch& b, int64_t first, int
           if (!std::isfinite(v)) { finite = false; continue; }
           // ONNX QuantizeLinear: rint(x / scale) + zero, saturated.
           const float q = std::nearbyint(v / p.input_scale) + float(p.input_zero);
-          dst[x * 16] = uint8_t(q < 0.f ? 0.f : q > 255.f ? 255.f : q);
+          dst[x * L] = uint8_t(q < 0.f ? 0.f : q > 255.f ? 255.f : q);
         }
       }
     }
@@ -41,55 +45,62 @@ static bool input_codes(const Packed& p, const InputBatch& b, int64_t first, int
 }
 
 // Words of input row y (32 positions).
-static inline void input_row_words(const uint8_t* plane, int y, vi* words) {
-  vi codes[kIn];
-  for (int x = 0; x < kIn; ++x)
-    codes[x] = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(plane + (size_t(y) * kIn + x) * 16)));
-  row_words(codes, kIn, words);
+template <class V>
+static inline void input_row_words(const uint8_t* plane, int y, typename V::vi* words) {
+  typename V::vi codes[kIn];
+  for (int x = 0; x < kIn; ++x) codes[x] = V::widen_codes(plane + (size_t(y) * kIn + x) * V::kLanes);
+  row_words<V>(codes, kIn, words);
 }
 
 // C1 at output row y, positions x0..x0+3, all 6 maps -> output codes.
-static inline void c1_chunk(const Packed& p, const vi* const rows[5], int x0, vi out[kC1Maps][4]) {
+template <class V>
+static inline void c1_chunk(const Packed& p, const typename V::vi* const rows[5], int x0,
+                            typename V::vi out[kC1Maps][4]) {
+  using vi = typename V::vi;
   vi acc[kC1Maps][4];
 #pragma GCC unroll 6
   for (int c = 0; c < kC1Maps; ++c)
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) acc[c][j] = bcast(p.c1.bias[c]);
+    for (int j = 0; j < 4; ++j) acc[c][j] = V::set1(p.c1.bias[c]);
 #pragma GCC unroll 5
   for (int ky = 0; ky < 5; ++ky) {
     const vi* r = rows[ky] + x0;
 #pragma GCC unroll 8
     for (int wx = 0; wx < 8; ++wx) {
-      const vi a = _mm512_load_si512(r + wx);
+      const vi a = V::load(r + wx);
 #pragma GCC unroll 6
       for (int c = 0; c < kC1Maps; ++c) {
-        if (wx < 4) acc[c][wx] = Isa::dot(acc[c][wx], a, bcast(p.c1_w4[c][ky]));
-        else acc[c][wx - 4] = Isa::dot(acc[c][wx - 4], a, bcast(p.c1_w1[c][ky]));
+        if (wx < 4) acc[c][wx] = V::dot(acc[c][wx], a, V::set1(p.c1_w4[c][ky]));
+        else acc[c][wx - 4] = V::dot(acc[c][wx - 4], a, V::set1(p.c1_w1[c][ky]));
       }
     }
   }
 #pragma GCC unroll 6
   for (int c = 0; c < kC1Maps; ++c)
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) out[c][j] = stage_out(p.c1, acc[c][j], c);
+    for (int j = 0; j < 4; ++j) out[c][j] = stage_out<V>(p.c1, acc[c][j], c);
 }
 
 // 2x2 subsampling of codes a (top row) and b (bottom row) at columns 2j, 2j+1.
-static inline vi subsample(const PackedStage& s, const int32_t w[4], int channel, vi a0, vi a1, vi b0, vi b1) {
-  vi acc = bcast(s.bias[channel]);
-  acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(a0, bcast(w[0])));
-  acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(a1, bcast(w[1])));
-  acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(b0, bcast(w[2])));
-  acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(b1, bcast(w[3])));
-  return stage_out(s, acc, channel);
+template <class V>
+static inline typename V::vi subsample(const PackedStage& s, const int32_t w[4], int channel, typename V::vi a0,
+                                       typename V::vi a1, typename V::vi b0, typename V::vi b1) {
+  typename V::vi acc = V::set1(s.bias[channel]);
+  acc = V::add(acc, V::mullo(a0, V::set1(w[0])));
+  acc = V::add(acc, V::mullo(a1, V::set1(w[1])));
+  acc = V::add(acc, V::mullo(b0, V::set1(w[2])));
+  acc = V::add(acc, V::mullo(b1, V::set1(w[3])));
+  return stage_out<V>(s, acc, channel);
 }
 
 // Input -> S2 words: s2_words[(map * 14 + row) * 14 + x]. `ring` holds 6 input rows of words.
-static void c1_s2(const Packed& p, const uint8_t* plane, vi* ring, vi* s2_words) {
-  for (int y = 0; y < 4; ++y) input_row_words(plane, y, ring + (y % 6) * kIn);
+template <class V>
+static void c1_s2(const Packed& p, const uint8_t* plane, typename V::vi* ring, typename V::vi* s2_words) {
+  using vi = typename V::vi;
+  for (int y = 0; y < 4; ++y) input_row_words<V>(plane, y, ring + (y % 6) * kIn);
   for (int py = 0; py < kS2Size; ++py) {
     const int y = 2 * py;
-    for (int r = y + 4; r < y + 6; ++r) input_row_words(plane, r, ring + (r % 6) * kIn);
+    for (int r = y + 4; r < y + 6; ++r) input_row_words<V>(plane, r, ring + (r % 6) * kIn);
     const vi* top[5];
     const vi* bottom[5];
     for (int k = 0; k < 5; ++k) {
@@ -99,13 +110,13 @@ static void c1_s2(const Packed& p, const uint8_t* plane, vi* ring, vi* s2_words)
     vi s2[kC1Maps][kS2Size];
     for (int x0 = 0; x0 < kC1Size; x0 += 4) {
       vi a[kC1Maps][4], b[kC1Maps][4];
-      c1_chunk(p, top, x0, a);
-      c1_chunk(p, bottom, x0, b);
+      c1_chunk<V>(p, top, x0, a);
+      c1_chunk<V>(p, bottom, x0, b);
       for (int c = 0; c < kC1Maps; ++c)
         for (int j = 0; j < 2; ++j)
-          s2[c][x0 / 2 + j] = subsample(p.s2, p.s2_w[c], c, a[c][2 * j], a[c][2 * j + 1], b[c][2 * j], b[c][2 * j + 1]);
+          s2[c][x0 / 2 + j] = subsample<V>(p.s2, p.s2_w[c], c, a[c][2 * j], a[c][2 * j + 1], b[c][2 * j], b[c][2 * j + 1]);
     }
-    for (int c = 0; c < kC1Maps; ++c) row_words(s2[c], kS2Size, s2_words + (size_t(c) * kS2Size + py) * kS2Size);
+    for (int c = 0; c < kC1Maps; ++c) row_words<V>(s2[c], kS2Size, s2_words + (size_t(c) * kS2Size + py) * kS2Size);
   }
 }
 

@@ -37,10 +37,12 @@ int64_t Int8Engine::scores(const InputBatch& batch, float* scores) const {
     }
     const int64_t first = t * k.lanes;
     const int count = int(std::min<int64_t>(k.lanes, n - first));
-    if (!k.run_block(*packed_, batch, first, count, s, scores)) {
+    // A block of few images (a small call, a batch's tail) on the narrow vectors.
+    const auto run = count <= k.small_lanes ? k.run_small : k.run_block;
+    if (!run(*packed_, batch, first, count, s, scores)) {
       // Which image: each of the block's images alone (error path only).
       for (int64_t i = first; i < first + count; ++i)
-        if (!k.run_block(*packed_, batch, i, 1, s, scores)) {
+        if (!k.run_small(*packed_, batch, i, 1, s, scores)) {
           int64_t cur = first_bad.load();
           while ((cur < 0 || i < cur) && !first_bad.compare_exchange_weak(cur, i)) {}
           break;

@@ -13,10 +13,14 @@ enum class Int8Isa { Avx512Bw, Avx512Vnni };
 struct KernelSet {
   Int8Isa isa;
   int lanes;             // images per block
-  size_t scratch_bytes;  // per-thread scratch a block needs (64-byte aligned by the caller)
+  int small_lanes;       // images per narrow block (calls and tails of at most this many images)
+  size_t scratch_bytes;  // per-thread scratch either block needs (64-byte aligned by the caller)
   // Scores of images [first, first + count), count <= lanes. Returns false when a float image
   // holds NaN or Inf (its lanes' scores are then unspecified).
   bool (*run_block)(const Packed&, const InputBatch&, int64_t first, int count, uint8_t* scratch,
+                    float* scores);
+  // The same with count <= small_lanes, on narrower vectors.
+  bool (*run_small)(const Packed&, const InputBatch&, int64_t first, int count, uint8_t* scratch,
                     float* scores);
 };
 
