@@ -93,12 +93,14 @@ static inline typename V::vi subsample(const PackedStage& s, const int32_t w[4],
   return stage_out<V>(s, acc, channel);
 }
 
-// Input -> S2 words: s2_words[(map * 14 + row) * 14 + x]. `ring` holds 6 input rows of words.
+// Input -> S2 words: s2_words[(map * 14 + row) * 14 + x] for S2 rows [0, pairs) (C1 rows
+// [0, 2 * pairs)). `ring` holds 6 input rows of words.
 template <class V>
-static void c1_s2(const Packed& p, const uint8_t* plane, typename V::vi* ring, typename V::vi* s2_words) {
+static void c1_s2(const Packed& p, const uint8_t* plane, typename V::vi* ring, typename V::vi* s2_words,
+                  int pairs = kS2Size) {
   using vi = typename V::vi;
   for (int y = 0; y < 4; ++y) input_row_words<V>(plane, y, ring + (y % 6) * kIn);
-  for (int py = 0; py < kS2Size; ++py) {
+  for (int py = 0; py < pairs; ++py) {
     const int y = 2 * py;
     for (int r = y + 4; r < y + 6; ++r) input_row_words<V>(plane, r, ring + (r % 6) * kIn);
     const vi* top[5];

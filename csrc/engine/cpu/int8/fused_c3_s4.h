@@ -5,12 +5,12 @@
 
 namespace lenet::cpu::int8::LENET_I8_NS {
 
-// S2 words -> S4 codes s4[map * 25 + row * 5 + x] (C5's 400 features).
+// S2 words -> S4 codes s4[map * 25 + row * 5 + x] (C5's 400 features), S4 rows [0, pairs).
 template <class V>
-static void c3_s4(const Packed& p, const typename V::vi* s2_words, typename V::vi* s4) {
+static void c3_s4(const Packed& p, const typename V::vi* s2_words, typename V::vi* s4, int pairs = kS4Size) {
   using vi = typename V::vi;
   for (int o = 0; o < kC3Maps; ++o)
-    for (int py = 0; py < kS4Size; ++py) {
+    for (int py = 0; py < pairs; ++py) {
       vi acc[2][kC3Size];
 #pragma GCC unroll 2
       for (int d = 0; d < 2; ++d)

@@ -39,7 +39,7 @@ int64_t Int8Engine::scores(const InputBatch& batch, float* scores) const {
     const int count = int(std::min<int64_t>(k.lanes, n - first));
     // A block of few images (a small call, a batch's tail) on the narrow vectors.
     const auto run = count <= k.small_lanes ? k.run_small : k.run_block;
-    if (!run(*packed_, batch, first, count, s, scores)) {
+    if (count == 1 ? !k.run_single(*packed_, batch, first, s, scores) : !run(*packed_, batch, first, count, s, scores)) {
       // Which image: each of the block's images alone (error path only).
       for (int64_t i = first; i < first + count; ++i)
         if (!k.run_small(*packed_, batch, i, 1, s, scores)) {

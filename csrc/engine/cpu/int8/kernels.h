@@ -22,6 +22,8 @@ struct KernelSet {
   // The same with count <= small_lanes, on narrower vectors.
   bool (*run_small)(const Packed&, const InputBatch&, int64_t first, int count, uint8_t* scratch,
                     float* scores);
+  // One image, its rows spread over the lanes (same scores as a block).
+  bool (*run_single)(const Packed&, const InputBatch&, int64_t index, uint8_t* scratch, float* scores);
 };
 
 #if LENET_HAVE_AVX512

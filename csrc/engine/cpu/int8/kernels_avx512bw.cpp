@@ -6,8 +6,8 @@
 namespace lenet::cpu::int8 {
 
 const KernelSet& kernels_avx512bw() {
-  static const KernelSet set{Int8Isa::Avx512Bw, 16, 8, avx512bw::scratch_bytes<avx512bw::V16>(),
-                               avx512bw::run_block<avx512bw::V16>, avx512bw::run_block<avx512bw::V8>};
+  static const KernelSet set{Int8Isa::Avx512Bw, 16, 8, avx512bw::kScratchBytes, avx512bw::run_block<avx512bw::V16>,
+                               avx512bw::run_block<avx512bw::V8>, avx512bw::run_single};
   return set;
 }
 

@@ -4,6 +4,7 @@
 #include "engine/cpu/int8/fused_c3_s4.h"
 #include "engine/cpu/int8/fused_head.h"
 #include "engine/cpu/int8/kernels.h"
+#include "engine/cpu/int8/single_image.h"
 
 namespace lenet::cpu::int8::LENET_I8_NS {
 
@@ -12,6 +13,7 @@ constexpr size_t kRing = 0, kS2Words = kRing + 6 * kIn, kS4 = kS2Words + size_t(
                  kWork = kS4 + kC5In, kVectors = kWork + kC5Words + kC5Units + kF6Units;
 template <class V>
 constexpr size_t scratch_bytes() { return plane_bytes<V>() + kVectors * sizeof(typename V::vi); }
+constexpr size_t kScratchBytes = scratch_bytes<V16>() > single::kBytes ? scratch_bytes<V16>() : single::kBytes;
 
 template <class V>
 static bool run_block(const Packed& p, const InputBatch& b, int64_t first, int count, uint8_t* scratch,

@@ -6,8 +6,8 @@
 namespace lenet::cpu::int8 {
 
 const KernelSet& kernels_vnni() {
-  static const KernelSet set{Int8Isa::Avx512Vnni, 16, 8, vnni::scratch_bytes<vnni::V16>(),
-                               vnni::run_block<vnni::V16>, vnni::run_block<vnni::V8>};
+  static const KernelSet set{Int8Isa::Avx512Vnni, 16, 8, vnni::kScratchBytes, vnni::run_block<vnni::V16>,
+                               vnni::run_block<vnni::V8>, vnni::run_single};
   return set;
 }
 
