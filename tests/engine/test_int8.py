@@ -259,3 +259,13 @@ def test_engine_checks_its_arrays(shipped):
         bad = dict(q, **{key: value})
         with pytest.raises(ValueError, match=message):
             _core.Int8Engine(*arrays, bad, 1, INT8_ISA or "avx512bw")
+
+
+@needs_int8
+def test_nan_in_a_single_image_call(shipped):
+    spec, params = shipped
+    engine, _ = engine_for(spec, params, SCALES, INT8_ISA)
+    x = np.zeros((1, 1, 32, 32), np.float32)
+    x[0, 0, 31, 31] = -np.inf
+    with pytest.raises(ValueError, match="input image 0 contains NaN or Inf"):
+        engine.scores(x)
