@@ -3,8 +3,11 @@ run of each ratio the issue targets (FP32 engine ÷ best peer, INT8 ÷ FP32 engi
 Runtime on the QDQ model), and batch-1 p50/p99 latency of every runtime (median and worst).
 
     python tools/bench_runs.py artifacts/int8 --runs 5 --out results/bench-runs
+    python tools/bench_runs.py artifacts/int8 --summarize results/bench-runs   # the JSONs again
 
 Each run is a separate lenet-bench process (its JSON is kept in --out); the summary is Markdown.
+Two rates per ratio: lenet-bench's images/s (its best timing round) and batch / p50 call time
+(the median call: on a machine other work shares, one descheduled call spoils a whole round).
 """
 
 from __future__ import annotations
@@ -23,21 +26,25 @@ def run_once(artifact: str, out: Path, seconds: float, extra: list[str]) -> dict
     return json.loads(out.read_text())
 
 
-def ratios(report: dict) -> dict[int, dict[str, float]]:
+def ratios(report: dict, rate) -> dict[int, dict[str, float]]:
     out: dict[int, dict[str, float]] = {}
     for batch in sorted({r["batch"] for r in report["rows"]}):
         rows = [r for r in report["rows"] if r["batch"] == batch]
         fp32 = next(r for r in rows if r["engine"] == "lenet_ext")
         peers = [r for r in rows if r["peer"] and not r["reference"] and not r["int8"]]
-        d = {"fp32 ÷ best peer": fp32["images_per_s"] / max(p["images_per_s"] for p in peers)}
+        d = {"fp32 ÷ best peer": rate(fp32) / max(rate(p) for p in peers)}
         int8 = next((r for r in rows if r["engine"] == "lenet_ext int8"), None)
         qdq = [r for r in rows if r["int8"] and r["peer"]]
         if int8:
-            d["int8 ÷ fp32 engine"] = int8["images_per_s"] / fp32["images_per_s"]
+            d["int8 ÷ fp32 engine"] = rate(int8) / rate(fp32)
             if qdq:
-                d["int8 ÷ ORT QDQ"] = int8["images_per_s"] / max(p["images_per_s"] for p in qdq)
+                d["int8 ÷ ORT QDQ"] = rate(int8) / max(rate(p) for p in qdq)
         out[batch] = d
     return out
+
+
+RATES = {"images/s (best round)": lambda r: r["images_per_s"],
+         "batch / p50 call": lambda r: r["batch"] / r["p50_ms"]}
 
 
 def latencies(report: dict, batch: int = 1) -> dict[str, tuple[float, float]]:
@@ -52,25 +59,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--out", default="results/bench-runs")
+    ap.add_argument("--summarize", metavar="DIR", help="summarize the run*.json files in DIR, run nothing")
     args, extra = ap.parse_known_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    reports = []
-    for i in range(args.runs):
-        reports.append(run_once(args.artifact, out / f"run{i + 1}.json", args.seconds, extra))
-        print(f"run {i + 1}/{args.runs} done", file=sys.stderr)
-    per_run = [ratios(r) for r in reports]
+    if args.summarize:
+        reports = [json.loads(p.read_text()) for p in sorted(Path(args.summarize).glob("run*.json"))]
+    else:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        reports = []
+        for i in range(args.runs):
+            reports.append(run_once(args.artifact, out / f"run{i + 1}.json", args.seconds, extra))
+            print(f"run {i + 1}/{args.runs} done", file=sys.stderr)
     print(f"{reports[0]['machine']}, {reports[0]['logical_cpus']} logical CPUs, threads "
-          f"{reports[0]['threads']}; {args.runs} runs of lenet-bench {args.artifact} --seconds {args.seconds}\n")
-    keys = list(per_run[0][min(per_run[0])].keys())
-    print("| batch | " + " | ".join(f"{k} median (worst)" for k in keys) + " |")
-    print("| ---: |" + " ---: |" * len(keys))
-    for batch in sorted(per_run[0]):
-        cells = []
-        for k in keys:
-            vals = [p[batch][k] for p in per_run if k in p[batch]]
-            cells.append(f"{statistics.median(vals):.2f}× ({min(vals):.2f}×)")
-        print(f"| {batch} | " + " | ".join(cells) + " |")
+          f"{reports[0]['threads']}; {len(reports)} runs of lenet-bench {args.artifact}; FP32 matmul "
+          "rate per run: " + ", ".join(f"{r['sgemm_gflops']:.0f}" for r in reports) + " GFLOP/s")
+    for rate_name, rate in RATES.items():
+        per_run = [ratios(r, rate) for r in reports]
+        keys = list(per_run[0][min(per_run[0])].keys())
+        print(f"\nratios by {rate_name}: median of the runs (worst run)\n")
+        print("| batch | " + " | ".join(keys) + " |")
+        print("| ---: |" + " ---: |" * len(keys))
+        for batch in sorted(per_run[0]):
+            cells = []
+            for k in keys:
+                vals = [p[batch][k] for p in per_run if k in p[batch]]
+                cells.append(f"{statistics.median(vals):.2f}× ({min(vals):.2f}×)")
+            print(f"| {batch} | " + " | ".join(cells) + " |")
     print("\nbatch-1 latency, µs: p50 median (worst run), p99 median (worst run)\n")
     print("| runtime | p50 | p99 |")
     print("| --- | ---: | ---: |")

@@ -189,7 +189,8 @@ def read_block(spec: ArchSpec, params: Mapping[str, np.ndarray], block: Any
     if not isinstance(block, Mapping):
         raise QuantError(f"the manifest's int8 block must be an object, got {type(block).__name__}")
     plain = plain_weights(spec, params)
-    name = (block.get("recipe") or {}).get("name") if isinstance(block.get("recipe"), Mapping) else None
+    recipe_block = block.get("recipe")
+    name = recipe_block.get("name") if isinstance(recipe_block, Mapping) else None
     if name != RECIPE_NAME:
         raise QuantError(f"int8 recipe {name!r} is not {RECIPE_NAME!r}, the one this engine runs")
     scales = _field(block, "scales", "")
