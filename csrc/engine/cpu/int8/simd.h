@@ -31,7 +31,7 @@ struct V16 {
   }
   // Codes of one pixel of every lane (kLanes bytes), zero-extended.
   static inline vi widen_codes(const uint8_t* p) {
-    return _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
   static inline vf to_float(vi a) { return _mm512_cvtepi32_ps(a); }
   static inline vf fset1(float v) { return _mm512_set1_ps(v); }
@@ -78,7 +78,7 @@ struct V8 {
     return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(a, set1(-128)), set1(127)), set1(128));
   }
   static inline vi widen_codes(const uint8_t* p) {
-    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_cvtepu8_epi32(_mm_loadu_si64(p));
   }
   static inline vf to_float(vi a) { return _mm256_cvtepi32_ps(a); }
   static inline vf fset1(float v) { return _mm256_set1_ps(v); }

@@ -15,10 +15,11 @@ namespace single {
 
 constexpr int L = V16::kLanes;
 // Scratch: C1's plane (6 rows), S2 codes, C3's plane (6 maps x 6 rows), then vectors.
-constexpr size_t kPlane1 = 0, kS2Codes = kPlane1 + size_t(6) * kIn * L,
-                 kPlane3 = kS2Codes + size_t(kC1Maps) * kS2Size * kS2Size,
-                 kFull = kPlane3 + size_t(kC1Maps) * 6 * kS2Size * L,
-                 kVecs = (kFull + size_t(kIn) * kIn * V8::kLanes + 63) / 64 * 64;
+constexpr size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+constexpr size_t kPlane1 = 0, kS2Codes = align64(kPlane1 + size_t(6) * kIn * L),
+                 kPlane3 = align64(kS2Codes + size_t(kC1Maps) * kS2Size * kS2Size),
+                 kFull = align64(kPlane3 + size_t(kC1Maps) * 6 * kS2Size * L),
+                 kVecs = align64(kFull + size_t(kIn) * kIn * V8::kLanes);
 // Vectors (V16): ring 6*32, S2 words (6 maps x 14 rows x 14; row 0 used by C1/S2, rows 0..5 by
 // C3/S4), S4 400; then the head's V8 vectors: features 400 + work.
 constexpr size_t kRing = 0, kS2W = kRing + 6 * kIn, kS4 = kS2W + size_t(kC1Maps) * kS2Size * kS2Size,
