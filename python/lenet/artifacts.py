@@ -41,6 +41,9 @@ SPEC_KEY = "lenet.json"  # TorchScript _extra_files / .pt2 extra_files / ONNX me
 MANIFEST = "manifest.json"
 # format name -> file name inside an artifact directory
 FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "pt2": "model.pt2"}
+# The INT8 model as a QDQ ONNX graph (lenet-export --precision int8); not a weights source for
+# loaders (the float formats are), but listed and hashed in the manifest like them.
+INT8_FILE = "model.int8.onnx"
 # Which file a directory's weights are read from, first present wins (see module docstring).
 DIR_READ_ORDER = ("onnx", "pt2", "torchscript")
 

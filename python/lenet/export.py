@@ -37,12 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from . import pretrained
-from .artifacts import FILES, MANIFEST, file_entry, load_artifact, sha256_file
+from .artifacts import FILES, INT8_FILE, MANIFEST, file_entry, load_artifact, sha256_file
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .messages import first_line
 
 MANIFEST_FORMAT = "lenet-artifacts"
 MANIFEST_VERSION = 1
 STAGING_PREFIX = ".lenet-export-"
+OWNED_FILES = (*FILES.values(), INT8_FILE)  # model files lenet-export writes
+PRECISIONS = ("fp32", "int8")
 
 
 class ExportError(RuntimeError):
@@ -84,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                     help=f"ONNX opset, {OPSETS.start}..{OPSETS.stop - 1} (default: {DEFAULT_OPSET})")
     ap.add_argument("--no-verify", action="store_true", help="skip the parity check")
+    ap.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                    help="int8: also calibrate on the training images (all of them), record the "
+                         f"scales in the manifest for lenet_ext.load(DIR, precision='int8') and "
+                         f"write {INT8_FILE}, the same quantized math as a QDQ ONNX model; parity: "
+                         "ONNX Runtime on it and the INT8 engine on the test images")
+    ap.add_argument("--data-dir", default=None, metavar="DIR",
+                    help="where the dataset lives (default: data/), for --precision int8")
+    ap.add_argument("--calibration-dataset", default=None, metavar="NAME",
+                    help="dataset whose training split calibrates int8 (default: the one the "
+                         "checkpoint was trained on)")
     return ap
 
 
@@ -99,7 +112,7 @@ def check_output_dir(out: Path, checkpoint: Path | None = None) -> None:
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out}: exists and is not a directory")
     if checkpoint is not None and checkpoint.parent.resolve() == out.resolve() \
-            and checkpoint.name in (*FILES.values(), MANIFEST):
+            and checkpoint.name in (*OWNED_FILES, MANIFEST):
         raise ExportError(f"{out}: the checkpoint {checkpoint} would be overwritten by the export; "
                           "choose another --out")
     if out.is_dir():
@@ -123,13 +136,13 @@ def owned_names(out: Path) -> set[str]:
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT \
             or not isinstance(manifest.get("artifacts"), dict):
         return set()
-    return {MANIFEST} | {name for name in manifest["artifacts"] if name in FILES.values()}
+    return {MANIFEST} | {name for name in manifest["artifacts"] if name in OWNED_FILES}
 
 
 def check_owned(out: Path) -> None:
     """Refuse to replace a file in ``out`` that an earlier lenet-export did not write."""
     owned = owned_names(out)
-    for name in (*FILES.values(), MANIFEST):
+    for name in (*OWNED_FILES, MANIFEST):
         if (out / name).exists() or (out / name).is_symlink():
             if name not in owned:
                 why = ("it is not a lenet-export manifest" if name == MANIFEST
@@ -209,7 +222,7 @@ def publish(staging: Path, out: Path, names: list[str]) -> None:
     owned = owned_names(out)
     for name in [n for n in names if n != MANIFEST] + [MANIFEST]:
         os.replace(staging / name, out / name)
-    for name in FILES.values():
+    for name in OWNED_FILES:
         if name not in names and name in owned and (out / name).exists():
             (out / name).unlink()
     staging.rmdir()
@@ -310,6 +323,50 @@ def pretrained_state(name: str) -> dict[str, Any]:
             "metrics": source.get("metrics") or [], "args": {"dataset": source.get("dataset")}}
 
 
+def int8_inputs(args: argparse.Namespace, spec, state: dict[str, Any]):
+    """Checked before anything is written: the spec has an INT8 form, and the calibration (training)
+    and parity (test) images can be read."""
+    from .data import DataError
+    from .export_int8 import training_images
+    from .quant import QuantError, check_supported
+
+    try:
+        check_supported(spec)
+    except QuantError as exc:
+        raise ExportError(str(exc)) from None
+    args_dataset = (state.get("args") or {}).get("dataset") if isinstance(state.get("args"), dict) else None
+    dataset = args.calibration_dataset or args_dataset
+    if not dataset:
+        raise ExportError("--precision int8: the checkpoint does not say which dataset trained it; "
+                          "pass --calibration-dataset")
+    try:
+        return dataset, *training_images(dataset, args.data_dir)
+    except (DataError, ValueError) as exc:
+        raise ExportError(f"--precision int8: {first_line(str(exc))}") from None
+
+
+def int8_export(args: argparse.Namespace, model, data, staging: Path) -> dict[str, Any]:
+    """Calibrate, write the QDQ model into staging, check its parity; the manifest's int8 block."""
+    from .export_int8 import check_parity, write
+
+    dataset, train, test, labels = data
+    params = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
+    block, path = write(model.spec, params, train, dataset, staging, progress)
+    if args.no_verify:
+        block["parity"] = {"skipped": True, "reason": "--no-verify"}
+        return block
+    progress(f"[verify] int8: ONNX Runtime on {path.name} vs the INT8 engine, {len(test):,} test images")
+    try:
+        block["parity"] = check_parity(model.spec, params, block, path, test, labels)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
+    p = block["parity"]
+    progress(f"    labels agree {p['label_agreement']:.2%}, scores within {p['max_score_difference']:.3g} "
+             f"(one step {p['score_step']:.3g}); accuracy int8 {p['accuracy']['int8_engine']:.2%}, "
+             f"fp32 {p['accuracy']['fp32_engine']:.2%}")
+    return block
+
+
 def run(args: argparse.Namespace) -> int:
     ckpt, out = Path(args.checkpoint), Path(args.out)
     progress(f"[read] {ckpt}")
@@ -326,6 +383,9 @@ def run(args: argparse.Namespace) -> int:
     spec = model.spec
     progress(f"    {spec.arch}, {len(spec.class_names)} classes, epoch {state.get('epoch')}, "
              f"input {spec.input_size}x{spec.input_size}")
+    int8_data = None
+    if args.precision == "int8":
+        int8_data = int8_inputs(args, spec, state)
     check_output_dir(out, ckpt)
     for stale in remove_stale_staging(out):
         progress(f"    removed {stale} (left by an export that was killed)")
@@ -348,6 +408,9 @@ def run(args: argparse.Namespace) -> int:
                     progress(format_table(partial))
                 raise ExportError(str(exc)) from None
             progress(format_table(report))
+        int8_block = None
+        if int8_data is not None:
+            int8_block = int8_export(args, model, int8_data, staging)
         manifest = {
             "format": MANIFEST_FORMAT,
             "version": MANIFEST_VERSION,
@@ -368,13 +431,16 @@ def run(args: argparse.Namespace) -> int:
             "source": source_record(ckpt, state),
             "parity": report,
         }
+        if int8_block is not None:
+            manifest["artifacts"][INT8_FILE] = {**file_entry(staging / INT8_FILE), "format": "onnx-qdq-int8"}
+            manifest["int8"] = int8_block
         try:
             text = json.dumps(finite_or_null(manifest), indent=2, allow_nan=False)
             (staging / MANIFEST).write_text(text + "\n")
         except OSError as exc:
             raise ExportError(f"cannot write {MANIFEST} (staged in {staging}): "
                               f"{exc.strerror or exc}; nothing was published") from None
-        names = [FILES[f] for f in files] + [MANIFEST]
+        names = [FILES[f] for f in files] + ([INT8_FILE] if int8_block is not None else []) + [MANIFEST]
         progress(f"[publish] {out}")
         try:
             publish(staging, out, names)

@@ -14,14 +14,15 @@ from typing import Any, Mapping
 
 from lenet.spec import ArchSpec
 
-from ._core import CpuEngine, __version__, build_info
+from ._core import CpuEngine, Int8Engine, __version__, build_info
 from .engine import Engine, Prediction
-from .loaders import ArtifactError, as_spec, load_arrays, model_arrays
+from .loaders import ArtifactError, as_spec, load_arrays, load_int8_arrays, model_arrays
 
 __all__ = ["ArtifactError", "Engine", "Prediction", "__version__", "build_info", "from_state_dict",
            "load"]
 
 DEVICES = ("cpu", "cuda")
+PRECISIONS = ("fp32", "int8")
 
 
 def _threads(threads: int | None) -> int:
@@ -58,11 +59,21 @@ def _make(arrays: tuple[dict[str, Any], dict[str, Any], Any], device: str, threa
 
 
 def load(path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None, *,
-         isa: str | None = None) -> Engine:
+         isa: str | None = None, precision: str = "fp32") -> Engine:
     """An engine for an artifact directory (manifest + model.onnx), ``.onnx``, ``.torchscript.pt``
     or ``.pt2``. Checks the spec and the manifest's hashes. ``threads=None``: one per CPU.
-    ``isa`` (``avx512``/``avx2``/``baseline``) forces a kernel set (tests, comparisons); one this
-    CPU cannot run is a ValueError naming it."""
+    ``isa`` (``avx512``/``avx2``/``baseline``; for int8 ``avx512vnni``/``avx512bw``) forces a
+    kernel set (tests, comparisons); one this CPU cannot run is a ValueError naming it.
+    ``precision="int8"``: the INT8 engine (CPU), on the scales ``lenet-export --precision int8``
+    calibrated and recorded in the artifact directory's manifest."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected 'fp32' or 'int8'")
+    if precision == "int8":
+        if device != "cpu":
+            raise ValueError(f"precision='int8' runs on the CPU only, not device={device!r}")
+        spec_dict, weights, connected, quant = load_int8_arrays(path)
+        core = Int8Engine(spec_dict, weights, connected, quant, _threads(threads), isa or "")
+        return Engine(core, ArchSpec.from_dict(spec_dict), device)
     return _make(load_arrays(path), device, threads, isa)
 
 

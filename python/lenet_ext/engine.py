@@ -70,9 +70,13 @@ class Engine:
     def isa(self) -> str:
         return getattr(self._core, "isa", self.device)
 
+    @property
+    def precision(self) -> str:
+        return getattr(self._core, "precision", "fp32")
+
     def __repr__(self) -> str:
         return (f"<lenet_ext.Engine {self.spec.arch} device={self.device} isa={self.isa} "
-                f"threads={self.threads}>")
+                f"precision={self.precision} threads={self.threads}>")
 
     def _prepare(self, x: Any) -> np.ndarray:
         """numpy, C-contiguous. Which dtypes, ranks and sizes are accepted is the core's rule

@@ -15,7 +15,7 @@ import numpy as np
 from lenet.artifacts import ArtifactError, check_weights, load_artifact, read_onnx
 from lenet.spec import ArchSpec, c3_slot_positions
 
-__all__ = ["ArtifactError", "as_spec", "load_arrays", "model_arrays", "read_onnx"]
+__all__ = ["ArtifactError", "as_spec", "load_arrays", "load_int8_arrays", "model_arrays", "read_onnx"]
 
 
 def as_spec(spec: ArchSpec | Mapping[str, Any] | str | bytes) -> ArchSpec:
@@ -47,3 +47,18 @@ def load_arrays(path: str | os.PathLike[str]
     """Engine arrays from an artifact dir, ``.onnx``, ``.torchscript.pt`` or ``.pt2``."""
     art = load_artifact(path)
     return model_arrays(art.spec, art.state_dict)
+
+
+def load_int8_arrays(path: str | os.PathLike[str]
+                     ) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    """:func:`load_arrays` plus the INT8 engine's arrays, from the manifest's ``int8`` block
+    (written by ``lenet-export --precision int8``; every scale is checked by :mod:`lenet.quant`)."""
+    from lenet.quant import engine_arrays
+
+    art = load_artifact(path)
+    if art.manifest is None:
+        raise ArtifactError(f"{path}: precision='int8' needs an artifact directory whose manifest "
+                            "holds int8 scales (lenet-export --precision int8); a bare model file "
+                            "has none")
+    quant = engine_arrays(art.spec, art.state_dict, art.manifest.get("int8"))
+    return (*model_arrays(art.spec, art.state_dict), quant)

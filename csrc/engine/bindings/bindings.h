@@ -1,7 +1,7 @@
 #pragma once
 // What the binding files share. The bindings are split by area, each the only file that knows
 // pybind11 for its area: spec.cpp (spec + weights -> Model, numpy batches -> the input rules),
-// cpu.cpp (CpuEngine), cuda.cpp (device status, the CUDA emulator, CudaEngine), module.cpp (the
+// cpu.cpp (CpuEngine), int8.cpp (Int8Engine), cuda.cpp (device status, the CUDA emulator, CudaEngine), module.cpp (the
 // module itself: version, build_info, exception translation).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -45,6 +45,7 @@ py::array_t<float> host_scores(const Model& model, const py::array& x, Run&& run
 }
 
 void register_cpu(py::module_& m);   // cpu.cpp
+void register_int8(py::module_& m);  // int8.cpp
 void register_cuda(py::module_& m);  // cuda.cpp
 py::dict cuda_info();                // cuda.cpp: what build_info reports about CUDA
 

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "engine/bindings/bindings.h"
+#include "engine/cpu/int8/kernels.h"
 #include "engine/cpu/isa.h"
 
 namespace py = pybind11;
@@ -32,8 +33,14 @@ PYBIND11_MODULE(_core, m) {
     info["cuda_devices"] = py::len(cuda["devices"]);
     info["cuda_info"] = cuda;
     info["cpu_isa"] = lenet::isa_name(lenet::detect_isa());
+    try {
+      info["int8_isa"] = lenet::cpu::int8::int8_isa_name(lenet::cpu::int8::detect_int8_isa());
+    } catch (const std::invalid_argument&) {
+      info["int8_isa"] = py::none();
+    }
     return info;
   });
   lenet::bindings::register_cpu(m);
+  lenet::bindings::register_int8(m);
   lenet::bindings::register_cuda(m);
 }

@@ -10,7 +10,7 @@
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device.h"
-#include "engine/cuda/emulator.h"
+#include "engine/cuda/packing.h"
 #include "engine/cuda/kernels.h"
 
 #ifndef LENET_CUDA_ARCHS

@@ -1,28 +1,16 @@
 #pragma once
 // Host side of the CUDA backend that exists in every build (also without nvcc):
-//   * pack_model: the Model in the layout the kernels read (SubsampleParams for the constant bank,
-//     the head's weights transposed and zero-padded); the CUDA engine uploads exactly this;
 //   * emulate_scores: runs the kernels' programs (phases.h) on the CPU over every block and
 //     thread, with the launch configuration and shared-memory layout of the GPU.
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "engine/cuda/packing.h"
 #include "engine/cuda/phases.h"
 #include "engine/model.h"
 
 namespace lenet::cuda {
-
-struct PackedModel {
-  SubsampleParams sub{};
-  HeadParams head{};  // pointers unset: point them at host (emulator) or device copies
-  std::vector<float> c5_wt, c5_b, f6_wt, f6_b, out_wt, out_b;
-};
-
-PackedModel pack_model(const Model& model);
-
-// Points head's weight pointers at the packed host vectors.
-HeadParams host_head_params(const PackedModel& packed);
 
 // Grid sizes of the two kernels for n images.
 inline int64_t subsample_blocks(int64_t n) { return (n + kSubImages - 1) / kSubImages; }

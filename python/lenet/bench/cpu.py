@@ -4,17 +4,22 @@ the files ``lenet-export`` ships (the plain graph, :mod:`lenet.plain`) in its be
 
 One process, one run, the same images for everyone, the same thread budget:
 
-* lenet_ext, fed raw uint8 pixels (its first kernel applies the preprocessing contract) and
-  already-normalized float32;
+* lenet_ext, fed the same normalized float32 batch as every peer (the headline row), and raw
+  uint8 pixels (its first kernel applies the preprocessing contract; an extra row, not compared
+  like with like);
 * PyTorch eager on the plain deployment module (``inference_mode``), TorchScript (the shipped
   file, frozen + ``optimize_for_inference``), ONNX Runtime on the shipped ``model.onnx`` (intra-op
   threads 1 or N × spinning on/off), OpenCV DNN on the same file (1 or N threads); the best
   configuration of each is kept. All are fed the normalized float32 batch, so preprocessing is
   free for them. The ONNX rows name the graph's node count.
+* INT8, when the artifact was exported with ``--precision int8``: lenet_ext's INT8 engine and
+  ONNX Runtime on ``model.int8.onnx`` (the same quantized math as a QDQ graph; best of 1/N
+  threads, spinning on/off), both fed the float32 batch; the INT8 rows' ratio is to that peer,
+  and a line per batch gives INT8 ÷ the FP32 engine.
 * A reference row, not a peer: ONNX Runtime on the graph it saved after its own optimizations
   (``optimized_model_filepath``: fused Conv+activation and the like), when that is faster still.
 
-For each batch size it prints images/s, p50 latency of one call, the ratio to the best peer and
+For each batch size it prints images/s, p50 and p99 latency of one call, the ratio to the best peer and
 the fraction of this machine's FP32 matrix-multiply rate (measured here with an sgemm) that the
 model's *real* multiply-accumulates reach (LeCun's C3 table is cheaper than a dense conv).
 """
@@ -33,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..artifacts import INT8_FILE
 from ..spec import ArchSpec
 from .measure import Row, cpu_name, deployment_model, model_macs, normalize, sgemm_gflops, time_calls
 from .table import print_table
@@ -159,10 +165,29 @@ def best_of(configs: list[Peer], x: np.ndarray, n: int, seconds: float, **row) -
     """The fastest configuration of each engine on batch ``x``."""
     best: dict[str, Row] = {}
     for name, config, make in configs:
-        ips, p50 = time_calls(make(x), n, seconds)
+        ips, p50, p99 = time_calls(make(x), n, seconds)
         if name not in best or ips > best[name].images_per_s:
-            best[name] = Row(n, name, config, ips, p50 * 1e3, **row)
+            best[name] = Row(n, name, config, ips, p50 * 1e3, p99_ms=p99 * 1e3, **row)
     return best
+
+
+def int8_setup(artifact: Path, threads: int):
+    """(INT8 engine, its ONNX Runtime peers, the export's accuracy report), or Nones with a note
+    when the artifact was not exported with --precision int8."""
+    import lenet_ext
+
+    if not (artifact / INT8_FILE).is_file():
+        print(f"lenet-bench: no {INT8_FILE} in {artifact} (lenet-export --precision int8 writes it): "
+              "no INT8 rows", file=sys.stderr)
+        return None, [], None
+    try:
+        engine = lenet_ext.load(artifact, threads=threads, precision="int8")
+    except ValueError as exc:
+        print(f"lenet-bench: INT8 engine unavailable: {exc}", file=sys.stderr)
+        return None, [], None
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    accuracy = ((manifest.get("int8") or {}).get("parity") or {}).get("accuracy")
+    return engine, ort_peers(artifact / INT8_FILE, threads, "ORT int8 QDQ"), accuracy
 
 
 def run(args: argparse.Namespace) -> list[Row]:
@@ -182,6 +207,8 @@ def run(args: argparse.Namespace) -> list[Row]:
     sgemm = [sgemm_gflops(threads, sgemm_seconds)]
     print(f"machine: {cpu_name()}, {os.cpu_count()} logical CPUs, lenet_ext ISA {engine.isa}, "
           f"threads {threads}")
+    int8, int8_peers, int8_accuracy = int8_setup(artifact, threads)
+    int8_lines: list[str] = []
     rng = np.random.default_rng(0)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="lenet-bench-") as scratch:
@@ -195,14 +222,28 @@ def run(args: argparse.Namespace) -> list[Row]:
             refs = [r for r in best_of(ref_list, x, n, args.seconds, reference=True).values()
                     if top is None or r.images_per_s > best.get("ONNX Runtime", r).images_per_s]
             mine = []
-            for label, data in (("lenet_ext", images), ("lenet_ext float32", x)):
-                ips, p50 = time_calls(lambda d=data: engine.scores(d), n, args.seconds)
+            # The headline row gets what the peers get (float32); uint8 pixels are an extra row.
+            for label, data in (("lenet_ext", x), ("lenet_ext uint8", images)):
+                ips, p50, p99 = time_calls(lambda d=data: engine.scores(d), n, args.seconds)
                 mine.append(Row(n, label, f"{engine.isa}, {engine.threads} threads, "
                                 + ("uint8 in" if data is images else "float32 in"),
-                                ips, p50 * 1e3, peer=False))
+                                ips, p50 * 1e3, peer=False, p99_ms=p99 * 1e3))
             for r in mine + sorted(best.values(), key=lambda r: -r.images_per_s) + refs:
                 r.ratio_to_best_peer = r.images_per_s / top if top else None
                 rows.append(r)
+            if int8 is not None:
+                ips, p50, p99 = time_calls(lambda: int8.scores(x), n, args.seconds)
+                row = Row(n, "lenet_ext int8", f"{int8.isa}, {int8.threads} threads, float32 in",
+                          ips, p50 * 1e3, peer=False, p99_ms=p99 * 1e3, int8=True)
+                qdq = list(best_of(int8_peers, x, n, args.seconds, int8=True).values())
+                int8_top = max((r.images_per_s for r in qdq), default=None)
+                for r in [row] + qdq:
+                    r.ratio_to_best_peer = r.images_per_s / int8_top if int8_top else None
+                    rows.append(r)
+                int8_lines.append(f"batch {n}: INT8 engine {row.images_per_s / mine[0].images_per_s:.2f}x "
+                                  f"the FP32 engine (both float32 in)"
+                                  + (f", {row.images_per_s / int8_top:.2f}x ONNX Runtime on the QDQ model"
+                                     if int8_top else ""))
     sgemm.append(sgemm_gflops(threads, sgemm_seconds / 2))
     gflops, how = max(sgemm)
     for r in rows:
@@ -211,6 +252,11 @@ def run(args: argparse.Namespace) -> list[Row]:
           f"model: {spec.arch}, {macs:,} real MACs/image "
           f"({2 * macs * 1e-6:.3f} MFLOP; % sgemm = 2*MACs*images/s / matmul rate)")
     print_table(rows)
+    for line in int8_lines:
+        print(line)
+    if int8_accuracy:
+        print("MNIST test accuracy (lenet-export --precision int8's parity check): "
+              + ", ".join(f"{k} {100 * v:.2f}%" for k, v in int8_accuracy.items()))
     if any(r.reference for r in rows):
         print(f"({REFERENCE}: ONNX Runtime on the graph it saved after its own optimizations; "
               "a reference, not a peer: 'vs best peer' is relative to the shipped files' best)")
@@ -220,5 +266,6 @@ def run(args: argparse.Namespace) -> list[Row]:
         write_output(args.json, json.dumps({
             "machine": cpu_name(), "logical_cpus": os.cpu_count(), "threads": threads,
             "isa": engine.isa, "sgemm_gflops": gflops, "sgemm": how, "arch": spec.arch,
-            "macs_per_image": macs, "rows": [asdict(r) for r in rows]}, indent=2), "--json")
+            "macs_per_image": macs, "int8_accuracy": int8_accuracy,
+            "rows": [asdict(r) for r in rows]}, indent=2), "--json")
     return rows

@@ -28,6 +28,8 @@ class Row:
     fraction_of_sgemm: float | None = None
     peer: bool = True         # False: lenet_ext itself
     reference: bool = False   # shown for comparison, not a shipped-artifact peer (no ratio base)
+    p99_ms: float | None = None
+    int8: bool = False        # an INT8 row: its ratio is to the best INT8 peer (ORT on the QDQ model)
 
 
 def model_macs(spec: ArchSpec) -> int:
@@ -72,8 +74,8 @@ def sgemm_gflops(threads: int, seconds: float = 1.0) -> tuple[float, str]:
 
 
 def time_calls(fn: Callable[[], Any], batch: int, seconds: float, rounds: int = 5
-               ) -> tuple[float, float]:
-    """(images/s, p50 seconds per call) after a warm-up.
+               ) -> tuple[float, float, float]:
+    """(images/s, p50 and p99 seconds per call) after a warm-up.
 
     The budget is split into rounds and images/s is the best round's rate: on a shared machine
     other processes only ever slow a round down, so the best round is the least disturbed
@@ -90,7 +92,7 @@ def time_calls(fn: Callable[[], Any], batch: int, seconds: float, rounds: int = 
             fn()
             times.append(time.perf_counter() - t)
         best = max(best, batch * (len(times) - start) / sum(times[start:]))
-    return best, statistics.median(times)
+    return best, statistics.median(times), float(np.percentile(times, 99))
 
 
 def normalize(images: np.ndarray, spec: ArchSpec) -> np.ndarray:

@@ -1,0 +1,54 @@
+#pragma once
+// INT8 CPU: C3 (5x5 on the S2 maps its weights read) -> tanh table -> S4 (2x2) -> tanh table,
+// one image per lane. Two C3 rows of one map at a time (20 accumulators) go straight into S4.
+#include "engine/cpu/int8/simd.h"
+
+namespace lenet::cpu::int8::LENET_I8_NS {
+
+// S2 words -> S4 codes s4[map * 25 + row * 5 + x] (C5's 400 features), S4 rows [0, pairs).
+template <class V>
+static void c3_s4(const Packed& p, const typename V::vi* s2_words, typename V::vi* s4, int pairs = kS4Size) {
+  using vi = typename V::vi;
+  for (int o = 0; o < kC3Maps; ++o)
+    for (int py = 0; py < pairs; ++py) {
+      vi acc[2][kC3Size];
+#pragma GCC unroll 2
+      for (int d = 0; d < 2; ++d)
+#pragma GCC unroll 10
+        for (int x = 0; x < kC3Size; ++x) acc[d][x] = V::set1(p.c3.bias[o]);
+      for (int k = 0; k < p.c3_fan_in[o]; ++k) {
+        const int i = p.c3_inputs[o][k];
+        const int32_t* w4 = p.c3_w4[o][i];
+        const int32_t* w1 = p.c3_w1[o][i];
+#pragma GCC unroll 6
+        for (int r = 0; r < 6; ++r) {
+          const vi* row = s2_words + (size_t(i) * kS2Size + 2 * py + r) * kS2Size;
+#pragma GCC unroll 14
+          for (int wx = 0; wx < kS2Size; ++wx) {
+            const vi a = V::load(row + wx);
+#pragma GCC unroll 2
+            for (int d = 0; d < 2; ++d) {
+              const int ky = r - d;
+              if (ky < 0 || ky > 4) continue;
+              if (wx < kC3Size) acc[d][wx] = V::dot(acc[d][wx], a, V::set1(w4[ky]));
+              if (wx >= 4) acc[d][wx - 4] = V::dot(acc[d][wx - 4], a, V::set1(w1[ky]));
+            }
+          }
+        }
+      }
+      vi c3[2][kC3Size];
+      for (int d = 0; d < 2; ++d)
+        for (int x = 0; x < kC3Size; ++x) c3[d][x] = stage_out<V>(p.c3, acc[d][x], o);
+      const int32_t* w = p.s4_w[o];
+      for (int x = 0; x < kS4Size; ++x) {
+        vi s = V::set1(p.s4.bias[o]);
+        s = V::add(s, V::mullo(c3[0][2 * x], V::set1(w[0])));
+        s = V::add(s, V::mullo(c3[0][2 * x + 1], V::set1(w[1])));
+        s = V::add(s, V::mullo(c3[1][2 * x], V::set1(w[2])));
+        s = V::add(s, V::mullo(c3[1][2 * x + 1], V::set1(w[3])));
+        s4[o * 25 + py * kS4Size + x] = stage_out<V>(p.s4, s, o);
+      }
+    }
+}
+
+}  // namespace lenet::cpu::int8::LENET_I8_NS

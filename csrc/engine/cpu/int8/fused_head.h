@@ -1,0 +1,66 @@
+#pragma once
+// INT8 CPU: C5 (400 -> 120) -> tanh table -> F6 (120 -> 84) -> tanh table -> RBF distances in
+// float32, one image per lane.
+#include "engine/cpu/int8/simd.h"
+
+namespace lenet::cpu::int8::LENET_I8_NS {
+
+// Codes -> words of four consecutive features.
+template <class V>
+static inline void feature_words(const typename V::vi* codes, int n, typename V::vi* words) {
+  for (int g = 0; g < n / 4; ++g) {
+    const typename V::vi* c = codes + 4 * g;
+    words[g] = V::or_(V::or_(c[0], V::template shl<8>(c[1])),
+                      V::or_(V::template shl<16>(c[2]), V::template shl<24>(c[3])));
+  }
+}
+
+// A full layer of `Units` (a multiple of U) outputs over `Words` input words.
+template <class V, int U, int Units, int Words>
+static inline void dense(const PackedStage& s, const int32_t (*w)[Words], const typename V::vi* in,
+                         typename V::vi* out) {
+  using vi = typename V::vi;
+  for (int u0 = 0; u0 < Units; u0 += U) {
+    vi acc[U];
+#pragma GCC unroll 12
+    for (int u = 0; u < U; ++u) acc[u] = V::set1(s.bias[u0 + u]);
+    for (int g = 0; g < Words; ++g) {
+      const vi a = V::load(in + g);
+#pragma GCC unroll 12
+      for (int u = 0; u < U; ++u) acc[u] = V::dot(acc[u], a, V::set1(w[u0 + u][g]));
+    }
+#pragma GCC unroll 12
+    for (int u = 0; u < U; ++u) out[u0 + u] = stage_out<V>(s, acc[u], u0 + u);
+  }
+}
+
+// S4 codes (400) -> scores[first + lane][class] for lanes < count. `work` holds 120 + 100 + 84
+// vectors.
+template <class V>
+static void head(const Packed& p, const typename V::vi* s4, typename V::vi* work, int count, float* scores) {
+  using vi = typename V::vi;
+  using vf = typename V::vf;
+  vi* words = work;               // 100
+  vi* c5 = work + kC5Words;       // 120
+  vi* f6 = c5 + kC5Units;         // 84
+  feature_words<V>(s4, kC5In, words);
+  dense<V, 8, kC5Units, kC5Words>(p.c5, p.c5_w, words, c5);
+  feature_words<V>(c5, kC5Units, words);
+  dense<V, 12, kF6Units, kF6Words>(p.f6, p.f6_w, words, f6);
+  vf u[kF6Units];
+  const vf k = V::fset1(p.head_scale);
+  for (int j = 0; j < kF6Units; ++j) u[j] = V::fmul(V::to_float(V::sub(f6[j], V::set1(128))), k);
+  alignas(64) float dist[kHeadClasses][V::kLanes];
+  for (int i = 0; i < kHeadClasses; ++i) {
+    vf total = V::fzero();
+    for (int j = 0; j < kF6Units; ++j) {  // j order, multiply then add (no FMA: the reference's sum)
+      const vf d = V::fsub(u[j], V::fset1(p.prototypes[i][j]));
+      total = V::fadd(total, V::fmul(d, d));
+    }
+    V::fstore(dist[i], total);
+  }
+  for (int l = 0; l < count; ++l)
+    for (int i = 0; i < kHeadClasses; ++i) scores[l * kHeadClasses + i] = -dist[i][l];
+}
+
+}  // namespace lenet::cpu::int8::LENET_I8_NS

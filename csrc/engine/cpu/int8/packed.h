@@ -1,0 +1,43 @@
+#pragma once
+// A QuantModel in the layout the INT8 kernels read. Weights of a dot product are 4-byte words
+// (four int8 taps that one vpdpbusd lane multiplies with four uint8 activations of one image).
+#include <cstdint>
+
+#include "engine/cpu/int8/quant_model.h"
+
+namespace lenet::cpu::int8 {
+
+struct alignas(64) PackedTable {
+  uint8_t bytes[kPre];    // vpermi2b form
+  int32_t words[kPre];    // gather form
+};
+
+struct PackedStage {
+  PackedTable table;
+  int32_t bias[kC5Units];
+  float mult[kC5Units];
+};
+
+struct Packed {
+  // Input: uint8 pixel p -> code (invert ? 255 - p : p), padding code 0; float x -> rint(x/scale)+zero.
+  int input_size = 32;
+  bool invert = false;
+  float input_scale = 1.f;
+  int input_zero = 0;
+  // 5x5 convolutions, one row ky of a kernel: taps kx 0..3 in w4, tap 4 in byte 0 of w1.
+  int32_t c1_w4[kC1Maps][5], c1_w1[kC1Maps][5];
+  int32_t c3_w4[kC3Maps][kC1Maps][5], c3_w1[kC3Maps][kC1Maps][5];
+  int c3_fan_in[kC3Maps], c3_inputs[kC3Maps][kC1Maps];  // the S2 maps whose weights are not all zero
+  // 2x2 subsampling taps (0,0) (0,1) (1,0) (1,1), as int32.
+  int32_t s2_w[kC1Maps][4], s4_w[kC3Maps][4];
+  int32_t c5_w[kC5Units][kC5Words];     // features o*25 + ky*5 + kx, four per word
+  int32_t f6_w[kF6Units][kF6Words];
+  PackedStage c1, s2, c3, s4, c5, f6;
+  float head_scale = 1.f;
+  float prototypes[kHeadClasses][kF6Units];
+};
+
+// Validates, then packs.
+void pack(const QuantModel& q, Packed& p);
+
+}  // namespace lenet::cpu::int8
