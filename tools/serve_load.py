@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lenet.bench.measure import cpu_name
+
 HOST = "127.0.0.1"
 
 
@@ -394,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(one_run(args, size))
         print(f"run {i + 1}/{args.runs}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
     fault = None if args.no_faults else faults(args, size)
-    print(f"machine: {os.cpu_count()} CPUs ({platform_cpu()}); model {args.model}; "
+    print(f"machine: {os.cpu_count()} CPUs ({cpu_name()}); model {args.model}; "
           f"{args.seconds:g} s per phase")
     if runs:
         print(report(runs, fault))
@@ -404,16 +406,6 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs, "faults": fault}, indent=1))
     return 0
-
-
-def platform_cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
