@@ -320,23 +320,17 @@ def one_run(args, size: int) -> dict:
     server = Server(args.model, [])
     out: dict = {}
     try:
-        small_infer = infer_request(f"/v2/models/{args.model}/infer", 1, size)
-        small_ceiling = infer_request(f"/bench/models/{args.model}/infer", 1, size)
-        load(server.port, small_infer, 8, 1.0, 1)  # warm
-        out["small_ceiling"] = summary(load(server.port, small_ceiling, args.clients, args.seconds,
-                                            args.client_procs), args.seconds, 1)
-        before = server.metrics()
-        out["small_infer"] = summary(load(server.port, small_infer, args.clients, args.seconds,
-                                          args.client_procs), args.seconds, 1)
-        out["small_infer"]["batches"] = batches_formed(before, server.metrics(), args.model)
-        big_infer = infer_request(f"/v2/models/{args.model}/infer", 256, size)
-        big_ceiling = infer_request(f"/bench/models/{args.model}/infer", 256, size)
-        out["large_ceiling"] = summary(load(server.port, big_ceiling, args.large_clients, args.seconds,
-                                            args.client_procs), args.seconds, 256)
-        before = server.metrics()
-        out["large_infer"] = summary(load(server.port, big_infer, args.large_clients, args.seconds,
-                                          args.client_procs), args.seconds, 256)
-        out["large_infer"]["batches"] = batches_formed(before, server.metrics(), args.model)
+        load(server.port, infer_request(f"/v2/models/{args.model}/infer", 1, size), 8, 1.0, 1)  # warm
+        # Each phase: the server's ceiling (no inference, same payload), then inference.
+        for name, per_request, clients in (("small", 1, args.clients), ("large", 256, args.large_clients)):
+            infer = infer_request(f"/v2/models/{args.model}/infer", per_request, size)
+            ceiling = infer_request(f"/bench/models/{args.model}/infer", per_request, size)
+            out[f"{name}_ceiling"] = summary(load(server.port, ceiling, clients, args.seconds, args.client_procs),
+                                             args.seconds, per_request)
+            before = server.metrics()
+            out[f"{name}_infer"] = summary(load(server.port, infer, clients, args.seconds, args.client_procs),
+                                           args.seconds, per_request)
+            out[f"{name}_infer"]["batches"] = batches_formed(before, server.metrics(), args.model)
     finally:
         out["server_exit_code"] = server.stop()
     # The engine alone, with the server gone: the same cores to itself.

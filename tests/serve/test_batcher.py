@@ -29,8 +29,16 @@ class CountingEngine:
         return self.engine.scores(x)
 
 
-async def submit_all(batcher: Batcher, parts: list[np.ndarray]) -> list:
-    return await asyncio.gather(*(batcher.submit(p) for p in parts), return_exceptions=True)
+def run_batcher(executor, parts: list[np.ndarray], *, max_batch: int = 256, max_wait_s: float = 0.2) -> list:
+    """Submit every part at once to a fresh Batcher, close it, and return each part's answer
+    (scores or the exception it raised)."""
+    async def main():
+        batcher = Batcher(executor, max_batch=max_batch, max_wait_s=max_wait_s)
+        out = await asyncio.gather(*(batcher.submit(p) for p in parts), return_exceptions=True)
+        await batcher.close()
+        return out
+
+    return asyncio.run(main())
 
 
 def test_requests_are_gathered_by_rows_and_get_their_own(engine):
@@ -38,13 +46,7 @@ def test_requests_are_gathered_by_rows_and_get_their_own(engine):
     parts = [images(n, seed=i) for i, n in enumerate(sizes)]
     counting = CountingEngine(engine)
 
-    async def main():
-        batcher = Batcher(counting, max_batch=256, max_wait_s=0.2)
-        out = await submit_all(batcher, parts)
-        await batcher.close()
-        return out
-
-    results = asyncio.run(main())
+    results = run_batcher(counting, parts)
     assert counting.calls == [sum(sizes)]  # one engine call for all six requests
     for part, result in zip(parts, results):
         np.testing.assert_allclose(result, engine.scores(part), rtol=1e-5, atol=1e-4)
@@ -53,16 +55,13 @@ def test_requests_are_gathered_by_rows_and_get_their_own(engine):
 def test_max_batch_bounds_each_call(engine):
     counting = CountingEngine(engine)
 
-    async def main(sizes):
-        batcher = Batcher(counting, max_batch=8, max_wait_s=0.2)
-        out = await submit_all(batcher, [images(n, seed=n) for n in sizes])
-        await batcher.close()
-        return out
+    def main(sizes):
+        return run_batcher(counting, [images(n, seed=n) for n in sizes], max_batch=8)
 
-    asyncio.run(main([5, 5, 5]))
+    main([5, 5, 5])
     assert counting.calls == [5, 5, 5]  # 5 + 5 would pass 8
     counting.calls.clear()
-    asyncio.run(main([3, 3, 3, 20]))
+    main([3, 3, 3, 20])
     assert counting.calls == [6, 3, 20]  # a request larger than max_batch runs alone, whole
 
 
@@ -72,13 +71,7 @@ def test_a_failing_request_fails_alone(engine):
     parts = [images(2, seed=1), bad, images(4, seed=2)]
     counting = CountingEngine(engine)
 
-    async def main():
-        batcher = Batcher(counting, max_batch=256, max_wait_s=0.2)
-        out = await submit_all(batcher, parts)
-        await batcher.close()
-        return out
-
-    good1, failed, good2 = asyncio.run(main())
+    good1, failed, good2 = run_batcher(counting, parts)
     assert isinstance(failed, ServeError) and failed.status == 400 and "NaN" in failed.message
     np.testing.assert_allclose(good1, engine.scores(parts[0]), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(good2, engine.scores(parts[2]), rtol=1e-5, atol=1e-4)
@@ -89,13 +82,7 @@ def test_an_engine_answer_of_the_wrong_size_fails_loudly(engine):
     def drops_a_row(x: np.ndarray) -> np.ndarray:
         return engine.scores(x)[:-1]
 
-    async def main():
-        batcher = Batcher(drops_a_row, max_batch=256, max_wait_s=0.1)
-        out = await submit_all(batcher, [images(2, 1), images(3, 2)])
-        await batcher.close()
-        return out
-
-    for result in asyncio.run(main()):
+    for result in run_batcher(drops_a_row, [images(2, 1), images(3, 2)], max_wait_s=0.1):
         assert isinstance(result, RuntimeError) and "returned" in str(result) and "rows for" in str(result)
     with pytest.raises(RuntimeError, match="returned 4 rows for 5 images"):
         split_rows(np.zeros((4, 10)), [2, 3])
