@@ -12,7 +12,9 @@ It starts ``lenet-serve MODEL --ceiling-route`` itself (on a free port of 127.0.
   the same request handling without inference); requests/s, p50/p99 latency, errors, and the
   batches the server formed (from its /metrics);
 * ``large``: 8 clients sending 256 images per request, images/s against the engine's own
-  images/s at batch 256 in this process (same model, same threads);
+  images/s at batch 256 in this process (same model, same threads, same input): once with
+  normalized FP32 tensors [256,1,S,S] (1 MiB for lenet5), once with raw UINT8 pixels
+  [256,28,28] (196 KiB), which the engine normalizes itself;
 * faults, while 64 well-behaved clients keep sending: clients killed mid-request (half a body,
   then a reset), clients that send half a body and stall, then 10x the clients (640) for 10 s:
   the well-behaved clients must keep being answered, the server's memory (VmRSS) must stay
@@ -20,7 +22,8 @@ It starts ``lenet-serve MODEL --ceiling-route`` itself (on a free port of 127.0.
   accepted must be answered and the server exit 0.
 
 Clients are raw asyncio HTTP/1.1 connections in --client-procs processes (the same client for
-the ceiling and for inference, so the ratio measures the server). Traffic goes to 127.0.0.1 only.
+the ceiling and for inference, so the ratio measures the server); the CPU time the clients and
+the server use is reported with each phase. Traffic goes to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -50,10 +54,20 @@ HOST = "127.0.0.1"
 
 # --- requests --------------------------------------------------------------------------------
 
-def infer_request(path: str, images: int, size: int, seed: int = 0) -> bytes:
-    """A complete HTTP request as tritonclient sends it: JSON header + FP32 bytes."""
-    x = np.random.default_rng(seed).normal(size=(images, 1, size, size)).astype("<f4").tobytes()
-    header = json.dumps({"inputs": [{"name": "input", "shape": [images, 1, size, size], "datatype": "FP32",
+def tensor(datatype: str, images: int, size: int, seed: int = 0) -> np.ndarray:
+    """What a client sends: normalized FP32 [N,1,S,S], or UINT8 raw 28x28 pixels [N,28,28] (the
+    engine pads and normalizes them itself)."""
+    rng = np.random.default_rng(seed)
+    if datatype == "UINT8":
+        return rng.integers(0, 256, size=(images, 28, 28), dtype=np.uint8)
+    return rng.normal(size=(images, 1, size, size)).astype("<f4")
+
+
+def infer_request(path: str, images: int, size: int, seed: int = 0, datatype: str = "FP32") -> bytes:
+    """A complete HTTP request as tritonclient sends it: JSON header + the tensor's bytes."""
+    array = tensor(datatype, images, size, seed)
+    x = array.tobytes()
+    header = json.dumps({"inputs": [{"name": "input", "shape": list(array.shape), "datatype": datatype,
                                      "parameters": {"binary_data_size": len(x)}}],
                          "parameters": {"binary_data_output": True}}).encode()
     body = header + x
@@ -78,6 +92,7 @@ class Tally:
     statuses: dict[int, int] = field(default_factory=dict)
     refused: int = 0          # connections the server did not accept (not listening)
     dropped: int = 0          # requests written whose connection ended without an answer
+    cpu_s: float = 0.0        # CPU time the client processes used (user + system)
 
     def merge(self, other: "Tally") -> None:
         self.latencies += other.latencies
@@ -85,6 +100,7 @@ class Tally:
             self.statuses[k] = self.statuses.get(k, 0) + v
         self.refused += other.refused
         self.dropped += other.dropped
+        self.cpu_s += other.cpu_s
 
 
 async def client(port: int, request: bytes, stop_at: float, tally: Tally) -> None:
@@ -125,7 +141,19 @@ def run_clients(port: int, request: bytes, clients: int, seconds: float) -> Tall
         await asyncio.gather(*(client(port, request, stop_at, tally) for _ in range(clients)))
         return tally
 
-    return asyncio.run(main())
+    before = cpu_seconds()
+    tally = asyncio.run(main())
+    tally.cpu_s = cpu_seconds() - before
+    return tally
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of this process, or of process ``pid`` (from /proc)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def load(port: int, request: bytes, clients: int, seconds: float, procs: int) -> Tally:
@@ -144,6 +172,7 @@ def summary(tally: Tally, seconds: float, images: int) -> dict:
     lat = np.array(tally.latencies) * 1000
     ok = len(tally.latencies)
     return {"requests_per_s": ok / seconds, "images_per_s": ok * images / seconds,
+            "client_cpus": tally.cpu_s / seconds,
             "p50_ms": float(np.percentile(lat, 50)) if ok else None,
             "p99_ms": float(np.percentile(lat, 99)) if ok else None,
             "ok": ok, "statuses": {str(k): v for k, v in sorted(tally.statuses.items())},
@@ -204,14 +233,15 @@ def batches_formed(before: str, after: str, model: str) -> dict:
             "median_call_at_most": median}
 
 
-def engine_images_per_s(model: str, batch: int, seconds: float, threads: int | None) -> float:
+def engine_images_per_s(model: str, batch: int, seconds: float, threads: int | None,
+                        datatype: str = "FP32") -> float:
     """The engine in this process: images/s at ``batch`` over ``seconds`` (all calls, as the
-    HTTP phases count all requests: a shared machine's quiet moments are not picked out)."""
+    HTTP phases count all requests: a shared machine's quiet moments are not picked out), on the
+    same kind of input the clients send (FP32 [N,1,S,S] or UINT8 [N,28,28])."""
     import lenet_ext
 
     engine = lenet_ext.load(model, threads=threads)
-    size = engine.spec.input_size
-    x = np.random.default_rng(0).normal(size=(batch, 1, size, size)).astype(np.float32)
+    x = tensor(datatype, batch, engine.spec.input_size)
     engine.scores(x)
     calls = 0
     start = time.perf_counter()
@@ -316,25 +346,32 @@ def faults(args, size: int) -> dict:
 
 # --- the runs ----------------------------------------------------------------------------------
 
+# (phase, images per request, datatype); the clients per phase come from the arguments.
+PHASES = (("small", 1, "FP32"), ("large", 256, "FP32"), ("large_uint8", 256, "UINT8"))
+
+
 def one_run(args, size: int) -> dict:
     server = Server(args.model, [])
     out: dict = {}
     try:
         load(server.port, infer_request(f"/v2/models/{args.model}/infer", 1, size), 8, 1.0, 1)  # warm
         # Each phase: the server's ceiling (no inference, same payload), then inference.
-        for name, per_request, clients in (("small", 1, args.clients), ("large", 256, args.large_clients)):
-            infer = infer_request(f"/v2/models/{args.model}/infer", per_request, size)
-            ceiling = infer_request(f"/bench/models/{args.model}/infer", per_request, size)
-            out[f"{name}_ceiling"] = summary(load(server.port, ceiling, clients, args.seconds, args.client_procs),
-                                             args.seconds, per_request)
-            before = server.metrics()
-            out[f"{name}_infer"] = summary(load(server.port, infer, clients, args.seconds, args.client_procs),
-                                           args.seconds, per_request)
+        for name, per_request, datatype in PHASES:
+            clients = args.clients if per_request == 1 else args.large_clients
+            for route, key in (("bench", f"{name}_ceiling"), ("v2", f"{name}_infer")):
+                request = infer_request(f"/{route}/models/{args.model}/infer", per_request, size,
+                                        datatype=datatype)
+                before, cpu = server.metrics(), cpu_seconds(server.proc.pid)
+                out[key] = summary(load(server.port, request, clients, args.seconds, args.client_procs),
+                                   args.seconds, per_request)
+                out[key]["server_cpus"] = (cpu_seconds(server.proc.pid) - cpu) / args.seconds
             out[f"{name}_infer"]["batches"] = batches_formed(before, server.metrics(), args.model)
     finally:
         out["server_exit_code"] = server.stop()
-    # The engine alone, with the server gone: the same cores to itself.
+    # The engine alone, with the server gone: the same cores to itself, the same input.
     out["engine_in_process_images_per_s"] = engine_images_per_s(args.model, 256, args.seconds, None)
+    out["engine_in_process_uint8_images_per_s"] = engine_images_per_s(args.model, 256, args.seconds,
+                                                                      None, "UINT8")
     return out
 
 
@@ -360,12 +397,23 @@ def report(runs: list[dict], fault: dict | None) -> str:
     lines.append(f"  {'  images per engine call (mean)':44s} {statistics.median(means):12.1f} ({min(means):.1f})")
     lines.append(f"  {'  errors (non-200 answers, dropped requests)':44s} "
                  f"{max(sum(v for k, v in r['small_infer']['statuses'].items() if k != '200') + r['small_infer']['dropped_requests'] for r in runs):12d}")
-    row("8 clients x 256 images: ceiling", "large_ceiling", "images_per_s", "images/s")
-    row("8 clients x 256 images: inference", "large_infer", "images_per_s", "images/s")
-    engine = [r["engine_in_process_images_per_s"] for r in runs]
-    lines.append(f"  {'engine in-process, batch 256':44s} {statistics.median(engine):12,.1f} ({min(engine):,.1f}) images/s")
-    shares = [r["large_infer"]["images_per_s"] / r["engine_in_process_images_per_s"] for r in runs]
-    lines.append(f"  {'  share of the engine in-process':44s} {statistics.median(shares):12.1%} ({min(shares):.1%})")
+    for phase, label, engine_key in (("large", "FP32", "engine_in_process_images_per_s"),
+                                     ("large_uint8", "UINT8 28x28", "engine_in_process_uint8_images_per_s")):
+        lines.append(f"8 clients x 256 images, {label}:")
+        row("  ceiling (no inference)", f"{phase}_ceiling", "images_per_s", "images/s")
+        row("  inference", f"{phase}_infer", "images_per_s", "images/s")
+        engine = [r[engine_key] for r in runs]
+        lines.append(f"  {'  engine in-process, batch 256, same input':44s} "
+                     f"{statistics.median(engine):12,.1f} ({min(engine):,.1f}) images/s")
+        shares = [r[f"{phase}_infer"]["images_per_s"] / r[engine_key] for r in runs]
+        lines.append(f"  {'  share of the engine in-process':44s} {statistics.median(shares):12.1%} ({min(shares):.1%})")
+        ceiling = [r[f"{phase}_ceiling"]["images_per_s"] / r[engine_key] for r in runs]
+        lines.append(f"  {'  ceiling as a share of the engine':44s} {statistics.median(ceiling):12.1%} ({min(ceiling):.1%})")
+    lines.append("CPUs busy during inference (median; 2 = both cores of a 2-core machine):")
+    for phase in ("small", "large", "large_uint8"):
+        server_cpus = statistics.median(r[f"{phase}_infer"]["server_cpus"] for r in runs)
+        client_cpus = statistics.median(r[f"{phase}_infer"]["client_cpus"] for r in runs)
+        lines.append(f"  {phase + ': server (engine included) / clients':44s} {server_cpus:12.2f} / {client_cpus:.2f}")
     if fault:
         lines.append("faults: " + json.dumps(fault, indent=1))
     return "\n".join(lines)

@@ -65,6 +65,23 @@ def test_max_batch_bounds_each_call(engine):
     assert counting.calls == [6, 3, 20]  # a request larger than max_batch runs alone, whole
 
 
+def pixels(n: int, seed: int, side: int = 28) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, side, side), dtype=np.uint8)
+
+
+def test_only_inputs_of_one_kind_share_a_call(engine):
+    """Normalized float32 and raw uint8 pixels of two sizes, queued in turn: each call holds one
+    kind (consecutive requests of it, first come first served), and each request gets the rows
+    the engine gives its own input alone."""
+    parts = [pixels(2, 1), pixels(3, 2), images(4, 3), images(1, 4), pixels(5, 5, 32), pixels(2, 6)]
+    counting = CountingEngine(engine)
+
+    results = run_batcher(counting, parts)
+    assert counting.calls == [5, 5, 5, 2]
+    for part, result in zip(parts, results):
+        np.testing.assert_allclose(result, engine.scores(part), rtol=1e-5, atol=1e-4)
+
+
 def test_a_failing_request_fails_alone(engine):
     bad = images(3, seed=9)
     bad[1, 0, 5, 5] = np.nan

@@ -3,9 +3,10 @@
 A request waits at most ``max_wait_s`` after the oldest queued request arrived, or until
 ``max_batch`` rows are queued, whichever comes first; then one engine call runs on the
 concatenated rows (in a thread of its own: the engine releases the GIL, so the event loop keeps
-reading requests meanwhile) and each request gets back exactly its own rows. What the engine
-returns is checked against the rows sent: a wrong row count fails the batch loudly rather than
-handing one caller another's answers. When a batch call fails, each request in it is run alone,
+reading requests meanwhile) and each request gets back exactly its own rows. Only rows of one
+dtype and image shape share a call (normalized float32 and raw uint8 pixels are not mixed).
+What the engine returns is checked against the rows sent: a wrong row count fails the batch
+loudly rather than handing one caller another's answers. When a batch call fails, each request in it is run alone,
 so an error fails only the request at fault.
 
 The queue is bounded in rows: a request that would pass ``max_queue`` rows is refused at once
@@ -31,6 +32,12 @@ class Pending:
     rows: np.ndarray
     future: asyncio.Future
     arrived: float = field(default_factory=time.perf_counter)
+
+    @property
+    def kind(self) -> tuple:
+        """What rows must share to go into one engine call: dtype and image shape (float32
+        [1,32,32] inputs and uint8 [28,28] pixels cannot be concatenated)."""
+        return self.rows.dtype, self.rows.shape[1:]
 
 
 @dataclass
@@ -63,7 +70,8 @@ class Batcher:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{name}")
 
     async def submit(self, rows: np.ndarray) -> np.ndarray:
-        """The engine's output rows for ``rows`` (float32 [N,1,S,S]), batched with others'."""
+        """The engine's output rows for ``rows`` (float32 [N,1,S,S] or uint8 [N,H,W]), batched
+        with others' of the same dtype and image shape."""
         n = len(rows)
         if n > self.max_queue:
             raise ServeError(413, f"{n} images in one request; the limit is {self.max_queue}")
@@ -124,10 +132,11 @@ class Batcher:
                                          time.perf_counter() - start))
 
     def _take(self) -> list[Pending]:
-        """The oldest requests, up to max_batch rows (at least one, however large it is)."""
+        """The oldest requests, up to max_batch rows (at least one, however large it is), as
+        long as they are of the oldest one's kind: the queue stays first come, first served."""
         batch = [self.queue.popleft()]
-        rows = len(batch[0].rows)
-        while self.queue and rows + len(self.queue[0].rows) <= self.max_batch:
+        rows, kind = len(batch[0].rows), batch[0].kind
+        while self.queue and rows + len(self.queue[0].rows) <= self.max_batch and self.queue[0].kind == kind:
             rows += len(self.queue[0].rows)
             batch.append(self.queue.popleft())
         self.queued_rows -= rows

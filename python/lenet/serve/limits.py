@@ -74,11 +74,28 @@ def declared_length(request: Request, limits: BodyLimits) -> int | None:
     return n
 
 
-async def read_body(request: Request, limits: BodyLimits) -> bytes:
-    """The whole body, inflated when Content-Encoding is gzip or deflate."""
-    declared_length(request, limits)
+async def read_body(request: Request, limits: BodyLimits) -> bytes | bytearray:
+    """The whole body, inflated when Content-Encoding is gzip or deflate. A body whose length is
+    declared (Content-Length, not compressed) is read straight into one buffer of that size:
+    no list of chunks joined afterwards, so a 1 MB tensor is copied once on its way in, and the
+    arrays decoded from it are views of that buffer."""
+    declared = declared_length(request, limits)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    identity = encoding in ("", "identity")
 
-    async def receive() -> bytes:
+    async def receive_into(buffer: bytearray) -> bytearray:
+        view, size = memoryview(buffer), 0
+        async for chunk in request.stream():
+            end = size + len(chunk)
+            if end > len(buffer):  # the HTTP layer enforces Content-Length; never write past it
+                raise bad_input(f"the body is longer than its Content-Length ({len(buffer)} bytes)")
+            view[size:end] = chunk
+            size = end
+        if size != len(buffer):
+            raise bad_input(f"the body has {size} bytes, its Content-Length says {len(buffer)}")
+        return buffer
+
+    async def receive_chunks() -> bytes:
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
@@ -87,14 +104,14 @@ async def read_body(request: Request, limits: BodyLimits) -> bytes:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    receive = receive_into(bytearray(declared)) if identity and declared is not None else receive_chunks()
     try:
-        body = await asyncio.wait_for(receive(), limits.timeout_s)
+        body = await asyncio.wait_for(receive, limits.timeout_s)
     except asyncio.TimeoutError:
         raise ServeError(408, f"the body did not arrive within {limits.timeout_s:g} s") from None
     except ClientDisconnect:
         raise ServeError(400, "the client hung up before sending the whole body") from None
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
+    if identity:
         return body
     if encoding not in ("gzip", "deflate"):
         raise ServeError(415, f"Content-Encoding {encoding!r} is not supported (gzip, deflate)")
