@@ -5,11 +5,13 @@ failing alone, a full queue refusing at once, a close that finishes what was que
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import pytest
 
-from lenet.serve.batcher import Batcher, split_rows
+from lenet.serve.batcher import MAX_CALLS, Batcher, split_rows
 from lenet.serve.errors import ServeError
 
 
@@ -62,7 +64,45 @@ def test_max_batch_bounds_each_call(engine):
     assert counting.calls == [5, 5, 5]  # 5 + 5 would pass 8
     counting.calls.clear()
     main([3, 3, 3, 20])
-    assert counting.calls == [6, 3, 20]  # a request larger than max_batch runs alone, whole
+    # a request larger than max_batch runs alone, whole (two calls may run at once: any order)
+    assert sorted(counting.calls) == [3, 6, 20]
+
+
+def test_full_batches_run_two_calls_at_once_and_partial_ones_wait(engine):
+    """With full batches queued a second engine call starts beside the running one (never a
+    third); a partial batch waits for the running call instead, and grows meanwhile."""
+    active, most, lock = [0], [0], threading.Lock()
+
+    def slow(x: np.ndarray) -> np.ndarray:
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return engine.scores(x)
+
+    parts = [images(8, seed=i) for i in range(6)]
+    for part, result in zip(parts, run_batcher(slow, parts, max_batch=8)):
+        np.testing.assert_allclose(result, engine.scores(part), rtol=1e-5, atol=1e-4)
+    assert most[0] == MAX_CALLS == 2
+
+    most[0], calls = 0, []
+
+    def slow_counted(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return slow(x)
+
+    async def trickle():
+        batcher = Batcher(slow_counted, max_batch=8, max_wait_s=0)
+        first = asyncio.ensure_future(batcher.submit(images(2, seed=1)))
+        await asyncio.sleep(0.01)  # the first call is running; the next three are a partial batch
+        rest = [asyncio.ensure_future(batcher.submit(images(2, seed=s))) for s in (2, 3, 4)]
+        await asyncio.gather(first, *rest)
+        await batcher.close()
+
+    asyncio.run(trickle())
+    assert calls == [2, 6] and most[0] == 1
 
 
 def pixels(n: int, seed: int, side: int = 28) -> np.ndarray:

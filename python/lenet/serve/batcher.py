@@ -27,6 +27,13 @@ import numpy as np
 from .errors import ServeError, bad_input, busy
 
 
+# Engine calls at once. One spreads its batch over every core, but between two calls (the hand-off
+# to the engine's thread and back, answering the requests) the cores would idle: a second call
+# starts when a full batch is waiting, and runs on its own thread (the engine's pool serves one
+# call at a time; another caller computes on its own thread).
+MAX_CALLS = 2
+
+
 @dataclass
 class Pending:
     rows: np.ndarray
@@ -63,11 +70,10 @@ class Batcher:
         self.name = name
         self.queue: deque[Pending] = deque()
         self.queued_rows = 0
-        self._arrival = asyncio.Event()
+        self._wakeup = asyncio.Event()  # a request arrived, or an engine call finished
         self._worker: asyncio.Task | None = None
         self._closing = False
-        # One engine call at a time: the engine already spreads a batch over every core.
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{name}")
+        self._threads = ThreadPoolExecutor(MAX_CALLS, thread_name_prefix=f"engine-{name}")
 
     async def submit(self, rows: np.ndarray) -> np.ndarray:
         """The engine's output rows for ``rows`` (float32 [N,1,S,S] or uint8 [N,H,W]), batched
@@ -85,51 +91,66 @@ class Batcher:
         pending = Pending(rows, asyncio.get_running_loop().create_future())
         self.queue.append(pending)
         self.queued_rows += n
-        self._arrival.set()
+        self._wakeup.set()
         return await pending.future
 
     async def close(self) -> None:
         """Refuse new work, finish what is queued, stop the worker."""
         self._closing = True
         if self._worker is not None:
-            self._arrival.set()
+            self._wakeup.set()
             await self._worker  # returns once the queue is empty and the last batch answered
-        self._thread.shutdown(wait=True)
+        self._threads.shutdown(wait=True)
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
+        running: set[asyncio.Task] = set()
+
+        def finished(task: asyncio.Task) -> None:
+            running.discard(task)
+            self._wakeup.set()
+
         while True:
-            while not self.queue:
-                if self._closing:
+            self._wakeup.clear()
+            if not self.queue:
+                if self._closing and not running:
                     return
-                self._arrival.clear()
-                await self._arrival.wait()
-            deadline = self.queue[0].arrived + self.max_wait_s
-            while self.queued_rows < self.max_batch:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                self._arrival.clear()
-                try:
-                    await asyncio.wait_for(self._arrival.wait(), remaining)
-                except asyncio.TimeoutError:
-                    break
-            batch = self._take()
-            start = time.perf_counter()
-            try:
-                results = await loop.run_in_executor(self._thread, self._run_batch, [p.rows for p in batch])
-            except Exception as exc:  # noqa: BLE001 - the executor itself failed: no request may hang
-                results = [exc] * len(batch)
-            for pending, result in zip(batch, results):
-                if pending.future.done():  # its caller went away
-                    continue
-                if isinstance(result, BaseException):
-                    pending.future.set_exception(result)
-                else:
-                    pending.future.set_result(result)
-            if self.on_batch is not None:
-                self.on_batch(BatchStats(sum(len(p.rows) for p in batch), len(batch),
-                                         time.perf_counter() - start))
+                await self._wakeup.wait()
+                continue
+            # A second call only for a full batch: a partial one waits for the running call,
+            # and grows meanwhile.
+            if len(running) >= MAX_CALLS or (running and self.queued_rows < self.max_batch):
+                await self._wakeup.wait()
+                continue
+            if not running:  # the engine is idle: the oldest request waits a little for company
+                deadline = self.queue[0].arrived + self.max_wait_s
+                while self.queued_rows < self.max_batch and (remaining := deadline - time.perf_counter()) > 0:
+                    self._wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), remaining)
+                    except asyncio.TimeoutError:
+                        break
+            task = asyncio.get_running_loop().create_task(self._call(self._take()))
+            running.add(task)
+            task.add_done_callback(finished)
+
+    async def _call(self, batch: list[Pending]) -> None:
+        """One engine call for ``batch``, in the engine's threads; every request in it answered."""
+        start = time.perf_counter()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._threads, self._run_batch, [p.rows for p in batch])
+        except Exception as exc:  # noqa: BLE001 - the executor itself failed: no request may hang
+            results = [exc] * len(batch)
+        for pending, result in zip(batch, results):
+            if pending.future.done():  # its caller went away
+                continue
+            if isinstance(result, BaseException):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result(result)
+        if self.on_batch is not None:
+            self.on_batch(BatchStats(sum(len(p.rows) for p in batch), len(batch),
+                                     time.perf_counter() - start))
 
     def _take(self) -> list[Pending]:
         """The oldest requests, up to max_batch rows (at least one, however large it is), as
