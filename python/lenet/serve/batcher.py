@@ -3,10 +3,11 @@
 A request waits at most ``max_wait_s`` after the oldest queued request arrived, or until
 ``max_batch`` rows are queued, whichever comes first; then one engine call runs on the
 concatenated rows (in a thread of its own: the engine releases the GIL, so the event loop keeps
-reading requests meanwhile) and each request gets back exactly its own rows. Only rows of one
-dtype and image shape share a call (normalized float32 and raw uint8 pixels are not mixed).
-What the engine returns is checked against the rows sent: a wrong row count fails the batch
-loudly rather than handing one caller another's answers. When a batch call fails, each request in it is run alone,
+reading requests meanwhile) and each request gets back exactly its own rows. A second call may
+run beside it when a full batch is waiting (``MAX_CALLS``). Only rows of one dtype and image
+shape share a call (normalized float32 and raw uint8 pixels are not mixed). What the engine
+returns is checked against the rows sent: a wrong row count fails the batch loudly rather than
+handing one caller another's answers. When a batch call fails, each request in it is run alone,
 so an error fails only the request at fault.
 
 The queue is bounded in rows: a request that would pass ``max_queue`` rows is refused at once

@@ -89,7 +89,11 @@ class ServedModel:
         elif not (x.ndim == 4 and x.shape[1:] == (1, s, s)):
             raise bad_input(f"input {INPUT_NAME!r}: shape {list(x.shape)} is not accepted by model "
                             f"{self.name!r}; send [N, 1, {s}, {s}] or [N, {s * s}]")
-        check_finite(x)
+        finite = np.isfinite(x)
+        if not finite.all():
+            bad_rows = np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))
+            raise bad_input(f"input {INPUT_NAME!r}: NaN or infinite values in {len(bad_rows)} of "
+                            f"{len(x)} images (the first is image {bad_rows[0]})")
         return x
 
     def _pixels(self, x: np.ndarray) -> np.ndarray:
@@ -106,15 +110,6 @@ class ServedModel:
 
     def outputs(self, scores: np.ndarray) -> dict[str, np.ndarray]:
         return {"scores": scores, "classes": scores.argmax(axis=1).astype(np.int64)}
-
-
-def check_finite(x: np.ndarray) -> None:
-    """A 400 naming the images that hold NaN or infinite values."""
-    finite = np.isfinite(x)
-    if not finite.all():
-        bad_rows = np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))
-        raise bad_input(f"input {INPUT_NAME!r}: NaN or infinite values in {len(bad_rows)} of "
-                        f"{len(x)} images (the first is image {bad_rows[0]})")
 
 
 def name_and_path(argument: str) -> tuple[str, str]:
