@@ -13,6 +13,24 @@ namespace lenet::cpu::int8::LENET_I8_NS {
 template <class V>
 constexpr int plane_bytes() { return kIn * kIn * V::kLanes; }
 
+// Codes of n <= 32 float pixels (ONNX QuantizeLinear: rint(x / scale) + zero, saturated to
+// 0..255; the division as the reference's, ties to even) into out (room for 32). A NaN/Inf pixel gets
+// code 0 and makes it return false.
+static inline bool float_codes(const float* src, int n, float scale, int zero, uint8_t* out) {
+  bool finite = true;
+  for (int x0 = 0; x0 < n; x0 += 16) {
+    const __mmask16 m = n - x0 >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - x0)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, src + x0);
+    const __mmask16 ok = _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(INFINITY), _CMP_LT_OQ) & m;
+    finite = finite && ok == m;
+    __m512 q = _mm512_roundscale_ps(_mm512_div_ps(v, _mm512_set1_ps(scale)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm512_add_ps(q, _mm512_set1_ps(float(zero)));
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), _mm512_set1_ps(255.f));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + x0), _mm512_cvtepi32_epi8(_mm512_maskz_cvttps_epi32(ok, q)));
+  }
+  return finite;
+}
+
 // Input codes of `count` images (lanes past count stay 0) into `plane`. Returns false on a
 // NaN/Inf float pixel.
 template <class V>
@@ -30,14 +48,9 @@ static bool input_codes(const Packed& p, const InputBatch& b, int64_t first, int
         const uint8_t* src = b.u8 + img * npix + y * size;
         for (int x = 0; x < size; ++x) dst[x * L] = p.invert ? uint8_t(255 - src[x]) : src[x];
       } else {
-        const float* src = b.f32 + img * npix + y * size;
-        for (int x = 0; x < size; ++x) {
-          const float v = src[x];
-          if (!std::isfinite(v)) { finite = false; continue; }
-          // ONNX QuantizeLinear: rint(x / scale) + zero, saturated.
-          const float q = std::nearbyint(v / p.input_scale) + float(p.input_zero);
-          dst[x * L] = uint8_t(q < 0.f ? 0.f : q > 255.f ? 255.f : q);
-        }
+        alignas(64) uint8_t codes[kIn];
+        finite = float_codes(b.f32 + img * npix + y * size, size, p.input_scale, p.input_zero, codes) && finite;
+        for (int x = 0; x < size; ++x) dst[x * L] = codes[x];
       }
     }
   }
