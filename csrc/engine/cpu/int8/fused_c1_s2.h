@@ -65,49 +65,60 @@ static inline void input_row_words(const uint8_t* plane, int y, typename V::vi* 
   row_words<V>(codes, kIn, words);
 }
 
-// C1 at output row y, positions x0..x0+3, all 6 maps -> output codes.
+// C1 accumulators at output rows y (d = 0) and y + 1 (d = 1), positions x0..x0+3, maps
+// c0..c0+2. rows[r]: words of input row y + r (r = 0..5); each loaded word feeds both rows.
 template <class V>
-static inline void c1_chunk(const Packed& p, const typename V::vi* const rows[5], int x0,
-                            typename V::vi out[kC1Maps][4]) {
+static inline void c1_pair(const Packed& p, const typename V::vi* const rows[6], int x0, int c0,
+                           typename V::vi acc[2][3][4]) {
   using vi = typename V::vi;
-  vi acc[kC1Maps][4];
-#pragma GCC unroll 6
-  for (int c = 0; c < kC1Maps; ++c)
+#pragma GCC unroll 2
+  for (int d = 0; d < 2; ++d)
+#pragma GCC unroll 3
+    for (int c = 0; c < 3; ++c)
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) acc[c][j] = V::set1(p.c1.bias[c]);
-#pragma GCC unroll 5
-  for (int ky = 0; ky < 5; ++ky) {
-    const vi* r = rows[ky] + x0;
+      for (int j = 0; j < 4; ++j) acc[d][c][j] = V::set1(p.c1.bias[c0 + c]);
+#pragma GCC unroll 6
+  for (int r = 0; r < 6; ++r) {
+    const vi* row = rows[r] + x0;
 #pragma GCC unroll 8
     for (int wx = 0; wx < 8; ++wx) {
-      const vi a = V::load(r + wx);
-#pragma GCC unroll 6
-      for (int c = 0; c < kC1Maps; ++c) {
-        if (wx < 4) acc[c][wx] = V::dot(acc[c][wx], a, V::set1(p.c1_w4[c][ky]));
-        else acc[c][wx - 4] = V::dot(acc[c][wx - 4], a, V::set1(p.c1_w1[c][ky]));
+      const vi a = V::load(row + wx);
+#pragma GCC unroll 2
+      for (int d = 0; d < 2; ++d) {
+        const int ky = r - d;
+        if (ky < 0 || ky > 4) continue;
+#pragma GCC unroll 3
+        for (int c = 0; c < 3; ++c) {
+          if (wx < 4) acc[d][c][wx] = V::dot(acc[d][c][wx], a, V::set1(p.c1_w4[c0 + c][ky]));
+          else acc[d][c][wx - 4] = V::dot(acc[d][c][wx - 4], a, V::set1(p.c1_w1[c0 + c][ky]));
+        }
       }
     }
   }
-#pragma GCC unroll 6
-  for (int c = 0; c < kC1Maps; ++c)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) out[c][j] = stage_out<V>(p.c1, acc[c][j], c);
 }
 
-// 2x2 subsampling of codes a (top row) and b (bottom row) at columns 2j, 2j+1.
+// One row of 14 accumulators of a stage (one multiplier) -> its 14 words (past the row's end
+// zeros): four codes per table lookup, then each word from its neighbours four apart.
 template <class V>
-static inline typename V::vi subsample(const PackedStage& s, const int32_t w[4], int channel, typename V::vi a0,
-                                       typename V::vi a1, typename V::vi b0, typename V::vi b1) {
-  typename V::vi acc = V::set1(s.bias[channel]);
-  acc = V::add(acc, V::mullo(a0, V::set1(w[0])));
-  acc = V::add(acc, V::mullo(a1, V::set1(w[1])));
-  acc = V::add(acc, V::mullo(b0, V::set1(w[2])));
-  acc = V::add(acc, V::mullo(b1, V::set1(w[3])));
-  return stage_out<V>(s, acc, channel);
+static inline void row_words_of(const PackedStage& s, const typename V::vi acc[kS2Size], float m,
+                                typename V::vi* words) {
+  using vi = typename V::vi;
+  vi g[5];
+  for (int k = 0; k < 3; ++k) g[k] = quad_out<V>(s, acc[4 * k], acc[4 * k + 1], acc[4 * k + 2], acc[4 * k + 3], m, m, m, m);
+  g[3] = V::and_(quad_out<V>(s, acc[12], acc[13], acc[13], acc[13], m, m, m, m), V::set1(0xFFFF));
+  g[4] = V::zero();
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    words[4 * k] = g[k];
+    if (4 * k + 1 < kS2Size) words[4 * k + 1] = word_at<V, 1>(g[k], g[k + 1]);
+    if (4 * k + 2 < kS2Size) words[4 * k + 2] = word_at<V, 2>(g[k], g[k + 1]);
+    if (4 * k + 3 < kS2Size) words[4 * k + 3] = word_at<V, 3>(g[k], g[k + 1]);
+  }
 }
 
 // Input -> S2 words: s2_words[(map * 14 + row) * 14 + x] for S2 rows [0, pairs) (C1 rows
-// [0, 2 * pairs)). `ring` holds 6 input rows of words.
+// [0, 2 * pairs)). `ring` holds 6 input rows of words. Each 2x2 window of C1 codes is one word
+// (top left, top right, bottom left, bottom right), S2 one vpdpbusd on it.
 template <class V>
 static void c1_s2(const Packed& p, const uint8_t* plane, typename V::vi* ring, typename V::vi* s2_words,
                   int pairs = kS2Size) {
@@ -116,22 +127,23 @@ static void c1_s2(const Packed& p, const uint8_t* plane, typename V::vi* ring, t
   for (int py = 0; py < pairs; ++py) {
     const int y = 2 * py;
     for (int r = y + 4; r < y + 6; ++r) input_row_words<V>(plane, r, ring + (r % 6) * kIn);
-    const vi* top[5];
-    const vi* bottom[5];
-    for (int k = 0; k < 5; ++k) {
-      top[k] = ring + ((y + k) % 6) * kIn;
-      bottom[k] = ring + ((y + 1 + k) % 6) * kIn;
-    }
+    const vi* rows[6];
+    for (int r = 0; r < 6; ++r) rows[r] = ring + ((y + r) % 6) * kIn;
     vi s2[kC1Maps][kS2Size];
-    for (int x0 = 0; x0 < kC1Size; x0 += 4) {
-      vi a[kC1Maps][4], b[kC1Maps][4];
-      c1_chunk<V>(p, top, x0, a);
-      c1_chunk<V>(p, bottom, x0, b);
-      for (int c = 0; c < kC1Maps; ++c)
-        for (int j = 0; j < 2; ++j)
-          s2[c][x0 / 2 + j] = subsample<V>(p.s2, p.s2_w[c], c, a[c][2 * j], a[c][2 * j + 1], b[c][2 * j], b[c][2 * j + 1]);
-    }
-    for (int c = 0; c < kC1Maps; ++c) row_words<V>(s2[c], kS2Size, s2_words + (size_t(c) * kS2Size + py) * kS2Size);
+    for (int x0 = 0; x0 < kC1Size; x0 += 4)
+      for (int c0 = 0; c0 < kC1Maps; c0 += 3) {
+        vi acc[2][3][4];
+        c1_pair<V>(p, rows, x0, c0, acc);
+        for (int c = 0; c < 3; ++c) {
+          const float m = p.c1.mult[c0 + c];
+          for (int j = 0; j < 2; ++j) {
+            const vi w = quad_out<V>(p.c1, acc[0][c][2 * j], acc[0][c][2 * j + 1], acc[1][c][2 * j], acc[1][c][2 * j + 1], m, m, m, m);
+            s2[c0 + c][x0 / 2 + j] = V::dot(V::set1(p.s2.bias[c0 + c]), w, V::set1(p.s2_w[c0 + c]));
+          }
+        }
+      }
+    for (int c = 0; c < kC1Maps; ++c)
+      row_words_of<V>(p.s2, s2[c], p.s2.mult[c], s2_words + (size_t(c) * kS2Size + py) * kS2Size);
   }
 }
 

@@ -1,11 +1,13 @@
 #pragma once
-// INT8 CPU: C3 (5x5 on the S2 maps its weights read) -> tanh table -> S4 (2x2) -> tanh table,
-// one image per lane. Two C3 rows of one map at a time (20 accumulators) go straight into S4.
+// INT8 CPU: C3 (5x5 on the S2 maps its weights read) -> tanh table -> S4 (2x2), one image per
+// lane. Two C3 rows of one map at a time (20 accumulators) go straight into S4: each 2x2 window
+// of C3 codes is one word, S4 one vpdpbusd on it. S4's table is the caller's (s4_codes, or four
+// features at a time into C5's words).
 #include "engine/cpu/int8/simd.h"
 
 namespace lenet::cpu::int8::LENET_I8_NS {
 
-// S2 words -> S4 codes s4[map * 25 + row * 5 + x] (C5's 400 features), S4 rows [0, pairs).
+// S2 words -> S4 accumulators s4[map * 25 + row * 5 + x] (C5's 400 features), S4 rows [0, pairs).
 template <class V>
 static void c3_s4(const Packed& p, const typename V::vi* s2_words, typename V::vi* s4, int pairs = kS4Size) {
   using vi = typename V::vi;
@@ -36,17 +38,11 @@ static void c3_s4(const Packed& p, const typename V::vi* s2_words, typename V::v
           }
         }
       }
-      vi c3[2][kC3Size];
-      for (int d = 0; d < 2; ++d)
-        for (int x = 0; x < kC3Size; ++x) c3[d][x] = stage_out<V>(p.c3, acc[d][x], o);
-      const int32_t* w = p.s4_w[o];
+      const float m = p.c3.mult[o];
+#pragma GCC unroll 5
       for (int x = 0; x < kS4Size; ++x) {
-        vi s = V::set1(p.s4.bias[o]);
-        s = V::add(s, V::mullo(c3[0][2 * x], V::set1(w[0])));
-        s = V::add(s, V::mullo(c3[0][2 * x + 1], V::set1(w[1])));
-        s = V::add(s, V::mullo(c3[1][2 * x], V::set1(w[2])));
-        s = V::add(s, V::mullo(c3[1][2 * x + 1], V::set1(w[3])));
-        s4[o * 25 + py * kS4Size + x] = stage_out<V>(p.s4, s, o);
+        const vi w = quad_out<V>(p.c3, acc[0][2 * x], acc[0][2 * x + 1], acc[1][2 * x], acc[1][2 * x + 1], m, m, m, m);
+        s4[o * 25 + py * kS4Size + x] = V::dot(V::set1(p.s4.bias[o]), w, V::set1(p.s4_w[o]));
       }
     }
 }

@@ -10,7 +10,7 @@ namespace lenet::cpu::int8::LENET_I8_NS {
 
 // Scratch, in vectors after the input plane.
 constexpr size_t kRing = 0, kS2Words = kRing + 6 * kIn, kS4 = kS2Words + size_t(kC1Maps) * kS2Size * kS2Size,
-                 kWork = kS4 + kC5In, kVectors = kWork + kC5Words + kC5Units + kF6Units;
+                 kWork = kS4 + kC5In, kVectors = kWork + kC5Words + kF6Words + kF6Units;
 template <class V>
 constexpr size_t scratch_bytes() { return plane_bytes<V>() + kVectors * sizeof(typename V::vi); }
 constexpr size_t kScratchBytes = scratch_bytes<V16>() > single::kBytes ? scratch_bytes<V16>() : single::kBytes;
@@ -24,7 +24,8 @@ static bool run_block(const Packed& p, const InputBatch& b, int64_t first, int c
   const bool finite = input_codes<V>(p, b, first, count, plane);
   c1_s2<V>(p, plane, v + kRing, v + kS2Words);
   c3_s4<V>(p, v + kS2Words, v + kS4);
-  head<V>(p, v + kS4, v + kWork, count, scores + first * kHeadClasses);
+  s4_words<V>(p, v + kS4, v + kWork);
+  head<V>(p, v + kWork, v + kWork + kC5Words, count, scores + first * kHeadClasses);
   return finite;
 }
 

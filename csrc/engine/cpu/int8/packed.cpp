@@ -16,6 +16,7 @@ void pack_stage(const QuantLayer& l, PackedStage& s) {
   for (int i = 0; i < kPre; ++i) {
     s.table.bytes[i] = l.table[i];
     s.table.words[i] = l.table[i];
+    s.table.by_byte[i] = l.table[i ^ 0x80];
   }
   std::fill(std::begin(s.bias), std::end(s.bias), 0);
   std::fill(std::begin(s.mult), std::end(s.mult), 0.f);
@@ -48,10 +49,8 @@ void pack(const QuantModel& q, Packed& p) {
       if (std::any_of(k, k + 25, [](int8_t v) { return v != 0; })) p.c3_inputs[o][p.c3_fan_in[o]++] = i;
     }
   }
-  for (int c = 0; c < kC1Maps; ++c)
-    for (int t = 0; t < 4; ++t) p.s2_w[c][t] = q.pool2.weight[size_t(c) * 4 + t];
-  for (int c = 0; c < kC3Maps; ++c)
-    for (int t = 0; t < 4; ++t) p.s4_w[c][t] = q.pool4.weight[size_t(c) * 4 + t];
+  for (int c = 0; c < kC1Maps; ++c) p.s2_w[c] = word(&q.pool2.weight[size_t(c) * 4], 4);
+  for (int c = 0; c < kC3Maps; ++c) p.s4_w[c] = word(&q.pool4.weight[size_t(c) * 4], 4);
   for (int u = 0; u < kC5Units; ++u)
     for (int g = 0; g < kC5Words; ++g) p.c5_w[u][g] = word(&q.conv5.weight[size_t(u) * kC5In + 4 * g], 4);
   for (int u = 0; u < kF6Units; ++u)

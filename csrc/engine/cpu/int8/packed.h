@@ -8,8 +8,9 @@
 namespace lenet::cpu::int8 {
 
 struct alignas(64) PackedTable {
-  uint8_t bytes[kPre];    // vpermi2b form
+  uint8_t bytes[kPre];    // vpermi2b form, indexed by pre-activation code + 128
   int32_t words[kPre];    // gather form
+  uint8_t by_byte[kPre];  // vpermi2b form indexed by the code's own byte (two's complement)
 };
 
 struct PackedStage {
@@ -28,8 +29,8 @@ struct Packed {
   int32_t c1_w4[kC1Maps][5], c1_w1[kC1Maps][5];
   int32_t c3_w4[kC3Maps][kC1Maps][5], c3_w1[kC3Maps][kC1Maps][5];
   int c3_fan_in[kC3Maps], c3_inputs[kC3Maps][kC1Maps];  // the S2 maps whose weights are not all zero
-  // 2x2 subsampling taps (0,0) (0,1) (1,0) (1,1), as int32.
-  int32_t s2_w[kC1Maps][4], s4_w[kC3Maps][4];
+  // 2x2 subsampling taps (0,0) (0,1) (1,0) (1,1) as one word (byte k: tap k).
+  int32_t s2_w[kC1Maps], s4_w[kC3Maps];
   int32_t c5_w[kC5Units][kC5Words];     // features o*25 + ky*5 + kx, four per word
   int32_t f6_w[kF6Units][kF6Words];
   PackedStage c1, s2, c3, s4, c5, f6;

@@ -24,7 +24,7 @@ constexpr size_t kPlane1 = 0, kS2Codes = align64(kPlane1 + size_t(6) * kIn * L),
 // C3/S4), S4 400; then the head's V8 vectors: features 400 + work.
 constexpr size_t kRing = 0, kS2W = kRing + 6 * kIn, kS4 = kS2W + size_t(kC1Maps) * kS2Size * kS2Size,
                  kEnd16 = kS4 + kC5In;
-constexpr size_t kHeadIn = 0, kHeadWork = kHeadIn + kC5In, kEnd8 = kHeadWork + kC5Words + kC5Units + kF6Units;
+constexpr size_t kHeadIn = 0, kHeadWork = kHeadIn + kC5In, kEnd8 = kHeadWork + kC5Words + kF6Words + kF6Units;
 constexpr size_t kBytes = kVecs + kEnd16 * sizeof(V16::vi) + kEnd8 * sizeof(V8::vi);
 
 }  // namespace single
@@ -72,10 +72,11 @@ static bool run_single(const Packed& p, const InputBatch& b, int64_t index, uint
   for (int o = 0; o < kC3Maps; ++o)
     for (int x = 0; x < kS4Size; ++x) {
       alignas(64) int32_t t[L];
-      _mm512_store_si512(t, v[kS4 + o * 25 + x]);
+      _mm512_store_si512(t, stage_out<V16>(p.s4, v[kS4 + o * 25 + x], o));
       for (int py = 0; py < kS4Size; ++py) h[kHeadIn + o * 25 + py * kS4Size + x] = _mm256_setr_epi32(t[py] & 0xFF, 0, 0, 0, 0, 0, 0, 0);
     }
-  head<V8>(p, h + kHeadIn, h + kHeadWork, 1, scores + index * kHeadClasses);
+  feature_words<V8>(h + kHeadIn, kC5In, h + kHeadWork);
+  head<V8>(p, h + kHeadWork, h + kHeadWork + kC5Words, 1, scores + index * kHeadClasses);
   return finite;
 }
 
