@@ -66,10 +66,12 @@ static inline void input_row_words(const uint8_t* plane, int y, typename V::vi* 
 }
 
 // C1 accumulators at output rows y (d = 0) and y + 1 (d = 1), positions x0..x0+3, maps
-// c0..c0+2. rows[r]: words of input row y + r (r = 0..5); each loaded word feeds both rows.
+// c0..c0+2: 7 vpdpbusd per output (rows' taps 0..3, column 4's taps 0..3, tap (4, 4)).
+// rows[r]: words of input row y + r (r = 0..5), each loaded word feeding both output rows;
+// cols[d]: column words of input row y + d.
 template <class V>
-static inline void c1_pair(const Packed& p, const typename V::vi* const rows[6], int x0, int c0,
-                           typename V::vi acc[2][3][4]) {
+static inline void c1_pair(const Packed& p, const typename V::vi* const rows[6], const typename V::vi* const cols[2],
+                           int x0, int c0, typename V::vi acc[2][3][4]) {
   using vi = typename V::vi;
 #pragma GCC unroll 2
   for (int d = 0; d < 2; ++d)
@@ -80,21 +82,34 @@ static inline void c1_pair(const Packed& p, const typename V::vi* const rows[6],
 #pragma GCC unroll 6
   for (int r = 0; r < 6; ++r) {
     const vi* row = rows[r] + x0;
-#pragma GCC unroll 8
-    for (int wx = 0; wx < 8; ++wx) {
-      const vi a = V::load(row + wx);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const vi a = V::load(row + j);
 #pragma GCC unroll 2
       for (int d = 0; d < 2; ++d) {
         const int ky = r - d;
         if (ky < 0 || ky > 4) continue;
 #pragma GCC unroll 3
-        for (int c = 0; c < 3; ++c) {
-          if (wx < 4) acc[d][c][wx] = V::dot(acc[d][c][wx], a, V::set1(p.c1_w4[c0 + c][ky]));
-          else acc[d][c][wx - 4] = V::dot(acc[d][c][wx - 4], a, V::set1(p.c1_w1[c0 + c][ky]));
-        }
+        for (int c = 0; c < 3; ++c) acc[d][c][j] = V::dot(acc[d][c][j], a, V::set1(p.c1_w4[c0 + c][ky]));
+      }
+    }
+    if (r >= 4) {  // tap (4, 4) of output row y + r - 4
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const vi a = V::load(row + 4 + j);
+#pragma GCC unroll 3
+        for (int c = 0; c < 3; ++c) acc[r - 4][c][j] = V::dot(acc[r - 4][c][j], a, V::set1(p.c1_last[c0 + c]));
       }
     }
   }
+#pragma GCC unroll 2
+  for (int d = 0; d < 2; ++d)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const vi a = V::load(cols[d] + x0 + 4 + j);
+#pragma GCC unroll 3
+      for (int c = 0; c < 3; ++c) acc[d][c][j] = V::dot(acc[d][c][j], a, V::set1(p.c1_col[c0 + c]));
+    }
 }
 
 // One row of 14 accumulators of a stage (one multiplier) -> its 14 words (past the row's end
@@ -116,24 +131,35 @@ static inline void row_words_of(const PackedStage& s, const typename V::vi acc[k
   }
 }
 
+// Vectors of c1_s2's ring: 6 input rows of words, then the column words of 2 rows.
+constexpr size_t kRingVectors = 8 * kIn;
+
 // Input -> S2 words: s2_words[(map * 14 + row) * 14 + x] for S2 rows [0, pairs) (C1 rows
-// [0, 2 * pairs)). `ring` holds 6 input rows of words. Each 2x2 window of C1 codes is one word
-// (top left, top right, bottom left, bottom right), S2 one vpdpbusd on it.
+// [0, 2 * pairs)). `ring`: kRingVectors. Each 2x2 window of C1 codes is one word (top left, top
+// right, bottom left, bottom right), S2 one vpdpbusd on it.
 template <class V>
 static void c1_s2(const Packed& p, const uint8_t* plane, typename V::vi* ring, typename V::vi* s2_words,
                   int pairs = kS2Size) {
   using vi = typename V::vi;
-  for (int y = 0; y < 4; ++y) input_row_words<V>(plane, y, ring + (y % 6) * kIn);
+  vi* col_y = ring + 6 * kIn;    // column words of input row y (the pair's top C1 row)
+  vi* col_y1 = col_y + kIn;      // and of row y + 1
+  for (int x = 0; x < kIn; ++x) col_y[x] = V::zero();
+  for (int y = 0; y < 4; ++y) {
+    input_row_words<V>(plane, y, ring + (y % 6) * kIn);
+    for (int x = 0; x < kIn; ++x) col_y[x] = column_next<V>(col_y[x], ring[(y % 6) * kIn + x]);
+  }
   for (int py = 0; py < pairs; ++py) {
     const int y = 2 * py;
     for (int r = y + 4; r < y + 6; ++r) input_row_words<V>(plane, r, ring + (r % 6) * kIn);
     const vi* rows[6];
     for (int r = 0; r < 6; ++r) rows[r] = ring + ((y + r) % 6) * kIn;
+    for (int x = 0; x < kIn; ++x) col_y1[x] = column_next<V>(col_y[x], rows[4][x]);
+    const vi* const cols[2] = {col_y, col_y1};
     vi s2[kC1Maps][kS2Size];
     for (int x0 = 0; x0 < kC1Size; x0 += 4)
       for (int c0 = 0; c0 < kC1Maps; c0 += 3) {
         vi acc[2][3][4];
-        c1_pair<V>(p, rows, x0, c0, acc);
+        c1_pair<V>(p, rows, cols, x0, c0, acc);
         for (int c = 0; c < 3; ++c) {
           const float m = p.c1.mult[c0 + c];
           for (int j = 0; j < 2; ++j) {
@@ -144,6 +170,7 @@ static void c1_s2(const Packed& p, const uint8_t* plane, typename V::vi* ring, t
       }
     for (int c = 0; c < kC1Maps; ++c)
       row_words_of<V>(p.s2, s2[c], p.s2.mult[c], s2_words + (size_t(c) * kS2Size + py) * kS2Size);
+    for (int x = 0; x < kIn; ++x) col_y[x] = column_next<V>(col_y1[x], rows[5][x]);
   }
 }
 

@@ -24,10 +24,12 @@ void pack_stage(const QuantLayer& l, PackedStage& s) {
   std::copy(l.multiplier.begin(), l.multiplier.end(), s.mult);
 }
 
-// A 5x5 kernel's row ky as (taps 0..3, tap 4).
-void conv_row(const int8_t* k25, int ky, int32_t& w4, int32_t& w1) {
-  w4 = word(k25 + ky * 5, 4);
-  w1 = word(k25 + ky * 5 + 4, 1);
+// A 5x5 kernel as rows ky's taps 0..3, column 4's taps ky 0..3, and tap (4, 4).
+void conv_words(const int8_t* k25, int32_t w4[5], int32_t& col, int32_t& last) {
+  for (int ky = 0; ky < 5; ++ky) w4[ky] = word(k25 + ky * 5, 4);
+  const int8_t column[4] = {k25[4], k25[9], k25[14], k25[19]};
+  col = word(column, 4);
+  last = word(k25 + 24, 1);
 }
 
 }  // namespace
@@ -38,13 +40,12 @@ void pack(const QuantModel& q, Packed& p) {
   p.invert = q.spec.pre.invert;
   p.input_scale = q.input_scale;
   p.input_zero = q.input_zero;
-  for (int c = 0; c < kC1Maps; ++c)
-    for (int ky = 0; ky < 5; ++ky) conv_row(&q.conv1.weight[size_t(c) * 25], ky, p.c1_w4[c][ky], p.c1_w1[c][ky]);
+  for (int c = 0; c < kC1Maps; ++c) conv_words(&q.conv1.weight[size_t(c) * 25], p.c1_w4[c], p.c1_col[c], p.c1_last[c]);
   for (int o = 0; o < kC3Maps; ++o) {
     p.c3_fan_in[o] = 0;
     for (int i = 0; i < kC1Maps; ++i) {
       const int8_t* k = &q.conv3.weight[(size_t(o) * kC1Maps + i) * 25];
-      for (int ky = 0; ky < 5; ++ky) conv_row(k, ky, p.c3_w4[o][i][ky], p.c3_w1[o][i][ky]);
+      conv_words(k, p.c3_w4[o][i], p.c3_col[o][i], p.c3_last[o][i]);
       p.c3_inputs[o][i] = 0;
       if (std::any_of(k, k + 25, [](int8_t v) { return v != 0; })) p.c3_inputs[o][p.c3_fan_in[o]++] = i;
     }

@@ -25,9 +25,10 @@ struct Packed {
   bool invert = false;
   float input_scale = 1.f;
   int input_zero = 0;
-  // 5x5 convolutions, one row ky of a kernel: taps kx 0..3 in w4, tap 4 in byte 0 of w1.
-  int32_t c1_w4[kC1Maps][5], c1_w1[kC1Maps][5];
-  int32_t c3_w4[kC3Maps][kC1Maps][5], c3_w1[kC3Maps][kC1Maps][5];
+  // 5x5 convolutions in 7 words: w4[ky] = row ky's taps kx 0..3 (against a row word), col = column
+  // 4's taps ky 0..3 (against a column word: four rows' codes at one x), last = tap (4, 4) in byte 0.
+  int32_t c1_w4[kC1Maps][5], c1_col[kC1Maps], c1_last[kC1Maps];
+  int32_t c3_w4[kC3Maps][kC1Maps][5], c3_col[kC3Maps][kC1Maps], c3_last[kC3Maps][kC1Maps];
   int c3_fan_in[kC3Maps], c3_inputs[kC3Maps][kC1Maps];  // the S2 maps whose weights are not all zero
   // 2x2 subsampling taps (0,0) (0,1) (1,0) (1,1) as one word (byte k: tap k).
   int32_t s2_w[kC1Maps], s4_w[kC3Maps];

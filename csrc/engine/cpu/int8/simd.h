@@ -160,6 +160,14 @@ static inline typename V::vi quad_out(const PackedStage& s, typename V::vi a0, t
 #endif
 }
 
+// Column words: col(y, x) = c(y, x) | c(y+1, x) << 8 | c(y+2, x) << 16 | c(y+3, x) << 24, the four
+// codes a 5x5 kernel's column 4 reads. col(y + 1) from col(y) and the row word of row y + 4 (its
+// byte 0 is c(y + 4, x)).
+template <class V>
+static inline typename V::vi column_next(typename V::vi col, typename V::vi row_word) {
+  return V::or_(V::template shr<8>(col), V::template shl<24>(row_word));
+}
+
 // The word at x + k from the words at x and x + 4 (k = 0..3).
 template <class V, int K>
 static inline typename V::vi word_at(typename V::vi w0, typename V::vi w4) {

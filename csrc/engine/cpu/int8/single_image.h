@@ -20,10 +20,10 @@ constexpr size_t kPlane1 = 0, kS2Codes = align64(kPlane1 + size_t(6) * kIn * L),
                  kPlane3 = align64(kS2Codes + size_t(kC1Maps) * kS2Size * kS2Size),
                  kFull = align64(kPlane3 + size_t(kC1Maps) * 6 * kS2Size * L),
                  kVecs = align64(kFull + size_t(kIn) * kIn * V8::kLanes);
-// Vectors (V16): ring 6*32, S2 words (6 maps x 14 rows x 14; row 0 used by C1/S2, rows 0..5 by
-// C3/S4), S4 400; then the head's V8 vectors: features 400 + work.
-constexpr size_t kRing = 0, kS2W = kRing + 6 * kIn, kS4 = kS2W + size_t(kC1Maps) * kS2Size * kS2Size,
-                 kEnd16 = kS4 + kC5In;
+// Vectors (V16): ring (kRingVectors), S2 words (6 maps x 14 rows x 14; row 0 used by C1/S2, rows 0..5 by
+// C3/S4), S2 column words (6 maps x 2 rows x 14), S4 400; then the head's V8 vectors: features 400 + work.
+constexpr size_t kRing = 0, kS2W = kRing + kRingVectors, kS2Cols = kS2W + size_t(kC1Maps) * kS2Size * kS2Size,
+                 kS4 = kS2Cols + size_t(kC1Maps) * 2 * kS2Size, kEnd16 = kS4 + kC5In;
 constexpr size_t kHeadIn = 0, kHeadWork = kHeadIn + kC5In, kEnd8 = kHeadWork + kC5Words + kF6Words + kF6Units;
 constexpr size_t kBytes = kVecs + kEnd16 * sizeof(V16::vi) + kEnd8 * sizeof(V8::vi);
 
@@ -66,7 +66,7 @@ static bool run_single(const Packed& p, const InputBatch& b, int64_t index, uint
       for (int x = 0; x < kS2Size; ++x) codes[x] = V16::widen_codes(plane3 + ((size_t(c) * 6 + r) * kS2Size + x) * L);
       row_words<V16>(codes, kS2Size, v + kS2W + (size_t(c) * kS2Size + r) * kS2Size);
     }
-  c3_s4<V16>(p, v + kS2W, v + kS4, 1);
+  c3_s4<V16>(p, v + kS2W, v + kS2Cols, v + kS4, 1);
   // The head on lane 0 of narrow vectors: feature o*25 + py*5 + x is lane py of s4[o*25 + x].
   V8::vi* h = reinterpret_cast<V8::vi*>(scratch + kVecs + kEnd16 * sizeof(vi));
   for (int o = 0; o < kC3Maps; ++o)
