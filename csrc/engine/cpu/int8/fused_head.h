@@ -1,6 +1,8 @@
 #pragma once
 // INT8 CPU: S4's table -> C5 (400 -> 120) -> tanh table -> F6 (120 -> 84) -> tanh table -> RBF
 // distances in float32, one image per lane.
+#include <cstring>
+
 #include "engine/cpu/int8/simd.h"
 
 namespace lenet::cpu::int8::LENET_I8_NS {
@@ -78,6 +80,54 @@ static void head(const Packed& p, const typename V::vi* words, typename V::vi* w
   }
   for (int l = 0; l < count; ++l)
     for (int i = 0; i < kHeadClasses; ++i) scores[l * kHeadClasses + i] = -dist[i][l];
+}
+
+// One image's head: its units in the lanes (16 units a vector, every input word broadcast), the
+// same arithmetic per unit as head(). `codes`: the 400 S4 codes, feature order.
+template <int Vectors, int Words, int Pad>
+static inline void dense_one(const PackedStage& s, const int32_t (*w)[Pad], const int32_t* bias, const float* mult,
+                             const int32_t* in, V16::vi out[Vectors]) {
+  using vi = V16::vi;
+  vi acc[Vectors];
+#pragma GCC unroll 8
+  for (int v = 0; v < Vectors; ++v) acc[v] = V16::load(reinterpret_cast<const vi*>(bias) + v);
+  for (int g = 0; g < Words; ++g) {
+    const vi a = V16::set1(in[g]);
+#pragma GCC unroll 8
+    for (int v = 0; v < Vectors; ++v) acc[v] = V16::dot(acc[v], a, V16::load(reinterpret_cast<const vi*>(w[g]) + v));
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < Vectors; ++v) {
+    const V16::vf m = _mm512_load_ps(mult + 16 * v);
+    out[v] = V16::lookup(s.table, V16::clamp_shift(V16::round(V16::fmul(V16::to_float(acc[v]), m))));
+  }
+}
+
+static inline void head_one(const Packed& p, const uint8_t codes[kC5In], float* scores) {
+  using vi = V16::vi;
+  using vf = V16::vf;
+  alignas(64) int32_t in[kC5Words];
+  std::memcpy(in, codes, sizeof(in));  // four features' codes a word, byte k = feature 4g + k
+  vi c5[kC5Pad / 16];
+  dense_one<kC5Pad / 16, kC5Words, kC5Pad>(p.c5, p.c5_t, p.c5_bias_t, p.c5_mult_t, in, c5);
+  alignas(64) uint8_t c5_codes[kC5Pad];
+  for (int v = 0; v < kC5Pad / 16; ++v)
+    _mm_store_si128(reinterpret_cast<__m128i*>(c5_codes + 16 * v), _mm512_cvtepi32_epi8(c5[v]));
+  alignas(64) int32_t c5_words[kC5Pad / 4];
+  std::memcpy(c5_words, c5_codes, sizeof(c5_words));
+  vi f6[kF6Pad / 16];
+  dense_one<kF6Pad / 16, kF6Words, kF6Pad>(p.f6, p.f6_t, p.f6_bias_t, p.f6_mult_t, c5_words, f6);
+  alignas(64) float u[kF6Pad];
+  const vf k = V16::fset1(p.head_scale);
+  for (int v = 0; v < kF6Pad / 16; ++v) V16::fstore(u + 16 * v, V16::fmul(V16::to_float(V16::sub(f6[v], V16::set1(128))), k));
+  vf total = V16::fzero();  // classes in lanes, j order, multiply then add (the reference's sum)
+  for (int j = 0; j < kF6Units; ++j) {
+    const vf d = V16::fsub(V16::fset1(u[j]), _mm512_load_ps(p.prototypes_t[j]));
+    total = V16::fadd(total, V16::fmul(d, d));
+  }
+  alignas(64) float dist[16];
+  V16::fstore(dist, total);
+  for (int i = 0; i < kHeadClasses; ++i) scores[i] = -dist[i];
 }
 
 }  // namespace lenet::cpu::int8::LENET_I8_NS

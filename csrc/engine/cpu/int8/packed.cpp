@@ -65,6 +65,22 @@ void pack(const QuantModel& q, Packed& p) {
   p.head_scale = q.head_scale;
   for (int i = 0; i < kHeadClasses; ++i)
     for (int j = 0; j < kF6Units; ++j) p.prototypes[i][j] = q.prototypes[size_t(i) * kF6Units + j];
+  std::fill(&p.c5_t[0][0], &p.c5_t[0][0] + kC5Words * kC5Pad, 0);
+  std::fill(&p.f6_t[0][0], &p.f6_t[0][0] + kF6Words * kF6Pad, 0);
+  for (int u = 0; u < kC5Units; ++u)
+    for (int g = 0; g < kC5Words; ++g) p.c5_t[g][u] = p.c5_w[u][g];
+  for (int u = 0; u < kF6Units; ++u)
+    for (int g = 0; g < kF6Words; ++g) p.f6_t[g][u] = p.f6_w[u][g];
+  for (int u = 0; u < kC5Pad; ++u) {
+    p.c5_bias_t[u] = u < kC5Units ? p.c5.bias[u] : 0;
+    p.c5_mult_t[u] = u < kC5Units ? p.c5.mult[u] : 0.f;
+  }
+  for (int u = 0; u < kF6Pad; ++u) {
+    p.f6_bias_t[u] = u < kF6Units ? p.f6.bias[u] : 0;
+    p.f6_mult_t[u] = u < kF6Units ? p.f6.mult[u] : 0.f;
+  }
+  for (int j = 0; j < kF6Units; ++j)
+    for (int i = 0; i < 16; ++i) p.prototypes_t[j][i] = i < kHeadClasses ? p.prototypes[i][j] : 0.f;
 }
 
 }  // namespace lenet::cpu::int8

@@ -7,6 +7,8 @@
 
 namespace lenet::cpu::int8 {
 
+constexpr int kC5Pad = 128, kF6Pad = 96;  // C5's 120 and F6's 84 units in whole vectors of 16
+
 struct alignas(64) PackedTable {
   uint8_t bytes[kPre];    // vpermi2b form, indexed by pre-activation code + 128
   int32_t words[kPre];    // gather form
@@ -37,6 +39,13 @@ struct Packed {
   PackedStage c1, s2, c3, s4, c5, f6;
   float head_scale = 1.f;
   float prototypes[kHeadClasses][kF6Units];
+  // One image's head (units in lanes, 16 a vector): C5 and F6 weights transposed ([word][unit]),
+  // units padded with zeros; bias and multipliers padded likewise; prototypes as [unit][class].
+  alignas(64) int32_t c5_t[kC5Words][kC5Pad];
+  alignas(64) int32_t f6_t[kF6Words][kF6Pad];
+  alignas(64) int32_t c5_bias_t[kC5Pad], f6_bias_t[kF6Pad];
+  alignas(64) float c5_mult_t[kC5Pad], f6_mult_t[kF6Pad];
+  alignas(64) float prototypes_t[kF6Units][16];
 };
 
 // Validates, then packs.

@@ -1,7 +1,7 @@
 #pragma once
 // INT8 CPU, one image: its rows spread over the lanes instead of 16 images in them. Lane l runs
 // the block kernels' first row pair on the image's rows shifted by 2l: C1/S2 computes S2 row l in
-// lane l (14 of 16 lanes busy), C3/S4 S4 row l (5 lanes), then the head on one narrow lane. The
+// lane l (14 of 16 lanes busy), C3/S4 S4 row l (5 lanes), then the head with its units in the lanes. The
 // same code and arithmetic as the block path (bit-exact with it); about a fifth of its work.
 #include <cstring>
 
@@ -21,11 +21,10 @@ constexpr size_t kPlane1 = 0, kS2Codes = align64(kPlane1 + size_t(6) * kIn * L),
                  kFull = align64(kPlane3 + size_t(kC1Maps) * 6 * kS2Size * L),
                  kVecs = align64(kFull + size_t(kIn) * kIn * V8::kLanes);
 // Vectors (V16): ring (kRingVectors), S2 words (6 maps x 14 rows x 14; row 0 used by C1/S2, rows 0..5 by
-// C3/S4), S2 column words (6 maps x 2 rows x 14), S4 400; then the head's V8 vectors: features 400 + work.
+// C3/S4), S2 column words (6 maps x 2 rows x 14), S4 400.
 constexpr size_t kRing = 0, kS2W = kRing + kRingVectors, kS2Cols = kS2W + size_t(kC1Maps) * kS2Size * kS2Size,
                  kS4 = kS2Cols + size_t(kC1Maps) * 2 * kS2Size, kEnd16 = kS4 + kC5In;
-constexpr size_t kHeadIn = 0, kHeadWork = kHeadIn + kC5In, kEnd8 = kHeadWork + kC5Words + kF6Words + kF6Units;
-constexpr size_t kBytes = kVecs + kEnd16 * sizeof(V16::vi) + kEnd8 * sizeof(V8::vi);
+constexpr size_t kBytes = kVecs + kEnd16 * sizeof(V16::vi);
 
 }  // namespace single
 
@@ -67,16 +66,15 @@ static bool run_single(const Packed& p, const InputBatch& b, int64_t index, uint
       row_words<V16>(codes, kS2Size, v + kS2W + (size_t(c) * kS2Size + r) * kS2Size);
     }
   c3_s4<V16>(p, v + kS2W, v + kS2Cols, v + kS4, 1);
-  // The head on lane 0 of narrow vectors: feature o*25 + py*5 + x is lane py of s4[o*25 + x].
-  V8::vi* h = reinterpret_cast<V8::vi*>(scratch + kVecs + kEnd16 * sizeof(vi));
+  // The head: feature o*25 + py*5 + x is lane py of s4[o*25 + x].
+  alignas(64) uint8_t codes[kC5In];
   for (int o = 0; o < kC3Maps; ++o)
     for (int x = 0; x < kS4Size; ++x) {
       alignas(64) int32_t t[L];
       _mm512_store_si512(t, stage_out<V16>(p.s4, v[kS4 + o * 25 + x], o));
-      for (int py = 0; py < kS4Size; ++py) h[kHeadIn + o * 25 + py * kS4Size + x] = _mm256_setr_epi32(t[py] & 0xFF, 0, 0, 0, 0, 0, 0, 0);
+      for (int py = 0; py < kS4Size; ++py) codes[o * 25 + py * kS4Size + x] = uint8_t(t[py]);
     }
-  feature_words<V8>(h + kHeadIn, kC5In, h + kHeadWork);
-  head<V8>(p, h + kHeadWork, h + kHeadWork + kC5Words, 1, scores + index * kHeadClasses);
+  head_one(p, codes, scores + index * kHeadClasses);
   return finite;
 }
 
