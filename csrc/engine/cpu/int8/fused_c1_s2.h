@@ -31,29 +31,74 @@ static inline bool float_codes(const float* src, int n, float scale, int zero, u
   return finite;
 }
 
-// Input codes of `count` images (lanes past count stay 0) into `plane`. Returns false on a
-// NaN/Inf float pixel.
+// Row y of kLanes images' codes, tile[lane][y][x] (a 32x32 plane an image), into the plane's
+// layout [x][lane]: dword k of the row of every image (x = 4k..4k+3) gathered into one vector,
+// then a byte transpose within it (vpshufb per 128-bit lane: [x][4 images]; vpermd: [x][lanes]).
 template <class V>
-static bool input_codes(const Packed& p, const InputBatch& b, int64_t first, int count, uint8_t* plane) {
-  constexpr int L = V::kLanes;
-  std::memset(plane, 0, plane_bytes<V>());
+static inline void transpose_row(const uint8_t* tile, int y, uint8_t* dst);
+
+template <>
+inline void transpose_row<V16>(const uint8_t* tile, int y, uint8_t* dst) {
+  const __m512i rows = _mm512_add_epi32(
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(kIn * kIn / 4)),
+      _mm512_set1_epi32(y * kIn / 4));
+  const __m512i bytes = _mm512_set4_epi32(0x0F0B0703, 0x0E0A0602, 0x0D090501, 0x0C080400);
+  const __m512i dwords = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+#pragma GCC unroll 8
+  for (int k = 0; k < kIn / 4; ++k) {
+    const __m512i g = _mm512_i32gather_epi32(_mm512_add_epi32(rows, _mm512_set1_epi32(k)), tile, 4);
+    _mm512_store_si512(dst + 64 * k, _mm512_permutexvar_epi32(dwords, _mm512_shuffle_epi8(g, bytes)));
+  }
+}
+
+template <>
+inline void transpose_row<V8>(const uint8_t* tile, int y, uint8_t* dst) {
+  const __m256i rows = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(kIn * kIn / 4)),
+                                        _mm256_set1_epi32(y * kIn / 4));
+  const __m256i bytes = _mm256_setr_epi32(0x0C080400, 0x0D090501, 0x0E0A0602, 0x0F0B0703,
+                                          0x0C080400, 0x0D090501, 0x0E0A0602, 0x0F0B0703);
+  const __m256i dwords = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+#pragma GCC unroll 8
+  for (int k = 0; k < kIn / 4; ++k) {
+    const __m256i g = _mm256_i32gather_epi32(reinterpret_cast<const int*>(tile), _mm256_add_epi32(rows, _mm256_set1_epi32(k)), 4);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 32 * k), _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(g, bytes), dwords));
+  }
+}
+
+// Bytes of input_codes' tile: each image's 32x32 codes.
+template <class V>
+constexpr size_t tile_bytes() { return size_t(V::kLanes) * kIn * kIn; }
+
+// One image's codes, codes[y * 32 + x] (padding: code 0). Returns false on a NaN/Inf float pixel.
+static inline bool image_codes(const Packed& p, const InputBatch& b, int64_t index, uint8_t* codes) {
   const int size = b.size, off = (kIn - size) / 2;
   const int64_t npix = int64_t(size) * size;
-  bool finite = true;
-  for (int l = 0; l < count; ++l) {
-    const int64_t img = first + l;
-    for (int y = 0; y < size; ++y) {
-      uint8_t* dst = plane + (size_t(y + off) * kIn + off) * L + l;
-      if (b.u8) {
-        const uint8_t* src = b.u8 + img * npix + y * size;
-        for (int x = 0; x < size; ++x) dst[x * L] = p.invert ? uint8_t(255 - src[x]) : src[x];
-      } else {
-        alignas(64) uint8_t codes[kIn];
-        finite = float_codes(b.f32 + img * npix + y * size, size, p.input_scale, p.input_zero, codes) && finite;
-        for (int x = 0; x < size; ++x) dst[x * L] = codes[x];
-      }
-    }
+  if (off > 0) std::memset(codes, 0, size_t(kIn) * kIn);
+  codes += off * kIn + off;
+  if (b.u8) {  // a row of pixels (masked: no byte past it read), inverted by xor 255 for black-on-white ink
+    const uint8_t* src = b.u8 + index * npix;
+    const __mmask64 row = (__mmask64(1) << size) - 1;
+    const __m512i flip = _mm512_set1_epi8(p.invert ? char(0xFF) : 0);
+    for (int y = 0; y < size; ++y)
+      _mm512_mask_storeu_epi8(codes + y * kIn, row, _mm512_xor_si512(_mm512_maskz_loadu_epi8(row, src + y * size), flip));
+    return true;
   }
+  const float* src = b.f32 + index * npix;
+  bool finite = true;
+  for (int y = 0; y < size; ++y) finite = float_codes(src + y * size, size, p.input_scale, p.input_zero, codes + y * kIn) && finite;
+  return finite;
+}
+
+// Input codes of `count` images (lanes past count and the padding: code 0) into `plane`: each
+// image's codes into `tile` (tile_bytes, read image by image), then the plane a row at a time.
+// Returns false on a NaN/Inf float pixel.
+template <class V>
+static bool input_codes(const Packed& p, const InputBatch& b, int64_t first, int count, uint8_t* tile, uint8_t* plane) {
+  constexpr int L = V::kLanes;
+  std::memset(tile + size_t(count) * kIn * kIn, 0, size_t(L - count) * kIn * kIn);
+  bool finite = true;
+  for (int l = 0; l < count; ++l) finite = image_codes(p, b, first + l, tile + size_t(l) * kIn * kIn) && finite;
+  for (int y = 0; y < kIn; ++y) transpose_row<V>(tile, y, plane + size_t(y) * kIn * L);
   return finite;
 }
 

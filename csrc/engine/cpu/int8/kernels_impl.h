@@ -22,7 +22,7 @@ static bool run_block(const Packed& p, const InputBatch& b, int64_t first, int c
   using vi = typename V::vi;
   uint8_t* plane = scratch;
   vi* v = reinterpret_cast<vi*>(scratch + plane_bytes<V>());
-  const bool finite = input_codes<V>(p, b, first, count, plane);
+  const bool finite = input_codes<V>(p, b, first, count, scratch + plane_bytes<V>(), plane);  // tile: in v's room
   c1_s2<V>(p, plane, v + kRing, v + kS2Words);
   c3_s4<V>(p, v + kS2Words, v + kS2Cols, v + kS4);
   s4_words<V>(p, v + kS4, v + kWork);
@@ -31,5 +31,6 @@ static bool run_block(const Packed& p, const InputBatch& b, int64_t first, int c
 }
 
 static_assert(scratch_bytes<V16>() >= scratch_bytes<V8>(), "the wide block's scratch holds the narrow one's");
+static_assert(kVectors * sizeof(V8::vi) >= tile_bytes<V16>(), "input_codes' tile fits in the vectors' room");
 
 }  // namespace lenet::cpu::int8::LENET_I8_NS

@@ -14,12 +14,12 @@ namespace lenet::cpu::int8::LENET_I8_NS {
 namespace single {
 
 constexpr int L = V16::kLanes;
-// Scratch: C1's plane (6 rows), S2 codes, C3's plane (6 maps x 6 rows), then vectors.
+// Scratch: C1's plane (6 rows), S2 codes, C3's plane (6 maps x 6 rows), the image's codes, then vectors.
 constexpr size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 constexpr size_t kPlane1 = 0, kS2Codes = align64(kPlane1 + size_t(6) * kIn * L),
                  kPlane3 = align64(kS2Codes + size_t(kC1Maps) * kS2Size * kS2Size),
                  kFull = align64(kPlane3 + size_t(kC1Maps) * 6 * kS2Size * L),
-                 kVecs = align64(kFull + size_t(kIn) * kIn * V8::kLanes);
+                 kVecs = align64(kFull + size_t(kIn) * kIn);
 // Vectors (V16): ring (kRingVectors), S2 words (6 maps x 14 rows x 14; row 0 used by C1/S2, rows 0..5 by
 // C3/S4), S2 column words (6 maps x 2 rows x 14), S4 400.
 constexpr size_t kRing = 0, kS2W = kRing + kRingVectors, kS2Cols = kS2W + size_t(kC1Maps) * kS2Size * kS2Size,
@@ -32,15 +32,15 @@ constexpr size_t kBytes = kVecs + kEnd16 * sizeof(V16::vi);
 static bool run_single(const Packed& p, const InputBatch& b, int64_t index, uint8_t* scratch, float* scores) {
   using namespace single;
   using vi = V16::vi;
-  // The image's codes, once, in a 32x32 plane with one lane (the block path's own input stage).
+  // The image's codes, once, [y][x].
   uint8_t* full = scratch + kFull;
-  const bool finite = input_codes<V8>(p, b, index, 1, full);
+  const bool finite = image_codes(p, b, index, full);
   // Lane l: input rows 2l .. 2l+5.
   uint8_t* plane1 = scratch + kPlane1;
   std::memset(plane1, 0, size_t(6) * kIn * L);
   for (int l = 0; l < kS2Size; ++l)
     for (int r = 0; r < 6; ++r)
-      for (int x = 0; x < kIn; ++x) plane1[(size_t(r) * kIn + x) * L + l] = full[(size_t(2 * l + r) * kIn + x) * V8::kLanes];
+      for (int x = 0; x < kIn; ++x) plane1[(size_t(r) * kIn + x) * L + l] = full[size_t(2 * l + r) * kIn + x];
   vi* v = reinterpret_cast<vi*>(scratch + kVecs);
   c1_s2<V16>(p, plane1, v + kRing, v + kS2W, 1);
   // S2 codes (byte 0 of each word), lane = row.
