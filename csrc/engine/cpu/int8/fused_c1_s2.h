@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/cpu/int8/kernels.h"
 #include "engine/cpu/int8/simd.h"
 
 namespace lenet::cpu::int8::LENET_I8_NS {
@@ -184,7 +185,7 @@ constexpr size_t kRingVectors = 8 * kIn;
 // right, bottom left, bottom right), S2 one vpdpbusd on it.
 template <class V>
 static void c1_s2(const Packed& p, const uint8_t* plane, typename V::vi* ring, typename V::vi* s2_words,
-                  int pairs = kS2Size) {
+                  int pairs = kS2Size, const Ahead& ahead = {}) {
   using vi = typename V::vi;
   vi* col_y = ring + 6 * kIn;    // column words of input row y (the pair's top C1 row)
   vi* col_y1 = col_y + kIn;      // and of row y + 1
@@ -194,6 +195,10 @@ static void c1_s2(const Packed& p, const uint8_t* plane, typename V::vi* ring, t
     for (int x = 0; x < kIn; ++x) col_y[x] = column_next<V>(col_y[x], ring[(y % 6) * kIn + x]);
   }
   for (int py = 0; py < pairs; ++py) {
+    // A pair's share of the lines to prefetch into L2 (spread: a burst would fill the miss queue).
+    const auto* next = static_cast<const char*>(ahead.data);
+    for (size_t at = ahead.bytes * py / pairs; at < ahead.bytes * (py + 1) / pairs; at += 64)
+      _mm_prefetch(next + at, _MM_HINT_T1);
     const int y = 2 * py;
     for (int r = y + 4; r < y + 6; ++r) input_row_words<V>(plane, r, ring + (r % 6) * kIn);
     const vi* rows[6];

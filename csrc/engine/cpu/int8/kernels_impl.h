@@ -18,12 +18,12 @@ constexpr size_t kScratchBytes = scratch_bytes<V16>() > single::kBytes ? scratch
 
 template <class V>
 static bool run_block(const Packed& p, const InputBatch& b, int64_t first, int count, uint8_t* scratch,
-                      float* scores) {
+                      float* scores, const Ahead& ahead) {
   using vi = typename V::vi;
   uint8_t* plane = scratch;
   vi* v = reinterpret_cast<vi*>(scratch + plane_bytes<V>());
   const bool finite = input_codes<V>(p, b, first, count, scratch + plane_bytes<V>(), plane);  // tile: in v's room
-  c1_s2<V>(p, plane, v + kRing, v + kS2Words);
+  c1_s2<V>(p, plane, v + kRing, v + kS2Words, kS2Size, ahead);
   c3_s4<V>(p, v + kS2Words, v + kS2Cols, v + kS4);
   s4_words<V>(p, v + kS4, v + kWork);
   head<V>(p, v + kWork, v + kWork + kC5Words, count, scores + first * kHeadClasses);
