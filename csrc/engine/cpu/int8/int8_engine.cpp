@@ -39,10 +39,18 @@ int64_t Int8Engine::scores(const InputBatch& batch, float* scores) const {
     const int count = int(std::min<int64_t>(k.lanes, n - first));
     // A block of few images (a small call, a batch's tail) on the narrow vectors.
     const auto run = count <= k.small_lanes ? k.run_small : k.run_block;
-    if (count == 1 ? !k.run_single(*packed_, batch, first, s, scores) : !run(*packed_, batch, first, count, s, scores)) {
+    // The block this thread most likely takes next (the pool's threads take blocks in turn).
+    Ahead ahead;
+    const int64_t next = first + int64_t(pool_->size()) * k.lanes;
+    if (next < n) {
+      const int64_t npix = int64_t(batch.size) * batch.size;
+      ahead.data = batch.u8 ? static_cast<const void*>(batch.u8 + next * npix) : static_cast<const void*>(batch.f32 + next * npix);
+      ahead.bytes = size_t(std::min<int64_t>(k.lanes, n - next) * npix) * (batch.u8 ? 1 : sizeof(float));
+    }
+    if (count == 1 ? !k.run_single(*packed_, batch, first, s, scores) : !run(*packed_, batch, first, count, s, scores, ahead)) {
       // Which image: each of the block's images alone (error path only).
       for (int64_t i = first; i < first + count; ++i)
-        if (!k.run_small(*packed_, batch, i, 1, s, scores)) {
+        if (!k.run_small(*packed_, batch, i, 1, s, scores, Ahead{})) {
           int64_t cur = first_bad.load();
           while ((cur < 0 || i < cur) && !first_bad.compare_exchange_weak(cur, i)) {}
           break;

@@ -10,18 +10,26 @@ namespace lenet::cpu::int8 {
 
 enum class Int8Isa { Avx512Bw, Avx512Vnni };
 
+// Input bytes to prefetch: the next block's images (on a large batch they come from memory, not
+// cache, and a block's compute hides their latency).
+struct Ahead {
+  const void* data = nullptr;
+  size_t bytes = 0;
+};
+
 struct KernelSet {
   Int8Isa isa;
   int lanes;             // images per block
   int small_lanes;       // images per narrow block (calls and tails of at most this many images)
   size_t scratch_bytes;  // per-thread scratch either block needs (64-byte aligned by the caller)
   // Scores of images [first, first + count), count <= lanes. Returns false when a float image
-  // holds NaN or Inf (its lanes' scores are then unspecified).
+  // holds NaN or Inf (its lanes' scores are then unspecified). While it computes, it prefetches
+  // `ahead` (the input of the block this thread takes next, or null) into the cache.
   bool (*run_block)(const Packed&, const InputBatch&, int64_t first, int count, uint8_t* scratch,
-                    float* scores);
+                    float* scores, const Ahead& ahead);
   // The same with count <= small_lanes, on narrower vectors.
   bool (*run_small)(const Packed&, const InputBatch&, int64_t first, int count, uint8_t* scratch,
-                    float* scores);
+                    float* scores, const Ahead& ahead);
   // One image, its rows spread over the lanes (same scores as a block).
   bool (*run_single)(const Packed&, const InputBatch&, int64_t index, uint8_t* scratch, float* scores);
 };
