@@ -76,11 +76,12 @@ def test_random_weights_bit_exact(isa):
 
 @needs_int8
 @pytest.mark.parametrize("isa", ISAS)
-def test_saturation(shipped, isa):
-    """Tiny pre-activation scales push every code to -128/127; huge float inputs saturate the input
-    codes at 0 and 255."""
+@pytest.mark.parametrize("scale", [1e-5, 1e-13])
+def test_saturation(shipped, isa, scale):
+    """Tiny pre-activation scales push every code to -128/127 (at 1e-13 the rescaled sums pass
+    int32's range before they are clamped); huge float inputs saturate the input codes at 0 and 255."""
     spec, params = shipped
-    engine, q = engine_for(spec, params, dict.fromkeys(quant.LAYERS, 1e-5), isa)
+    engine, q = engine_for(spec, params, dict.fromkeys(quant.LAYERS, scale), isa)
     assert q["conv1.multiplier"].min() > 1.0  # most pre-activations leave int8's range
     rng = np.random.default_rng(1)
     assert_bit_exact(engine, spec, q, rng.integers(0, 256, (20, 28, 28), dtype=np.uint8))
