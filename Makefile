@@ -103,7 +103,7 @@ pretrained: build data
 	$(BIN)/python tools/pretrained.py --data-dir $(DATA)
 
 # The digit reader's model: render its training data (cached in build/reader-data), train, export
-# and ship it to python/lenet/digits/model (tools/reader_model.py; ~15-20 min on 2 cores). Then
+# and ship it to python/lenet/digits/model (tools/reader_model.py; ~30 min on 2 cores: data 10, training 19). Then
 # score it on held-out pages, and measure frames/s on 640x480 video.
 reader-model: build
 	$(BIN)/python tools/reader_model.py

@@ -40,16 +40,19 @@ from ship import ship  # noqa: E402  (tools/ship.py, beside this script)
 
 RECIPE = {"arch": "lenet5", "dataset": "reader", "epochs": 24, "batch_size": 64, "optimizer": "adam",
           "lr": 2e-3, "schedule": "cosine", "augment": True, "seed": 0,
-          "train_strips": 24000, "val_strips": 800}
+          "train_strips": 48000, "val_strips": 800}
 # The thresholds are chosen by reading pages of the first 5,000 MNIST test digits (choose_on_pages):
 # the default threshold from this grid; among read digits a third of it, between two read digits a
 # tenth (a shape inside a number is most likely a digit; a letter or unit is written after one).
 MIN_CONFIDENCE_GRID = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 # ... those that accept at most this share of the validation rubbish: the pages' marks are drawn
-# in fonts the model never saw, and such fonts' letters are what the rubbish stands for (the
-# reader shipped before full MNIST accepted 7.3 % of its validation rubbish and read 1.9 % of the
-# evaluation's marks as digits).
-MAX_RUBBISH_ACCEPTED = 0.08
+# in fonts the model never saw, and such fonts' letters are what the rubbish stands for. The share
+# depends on how hard the validation rubbish is, and that follows MNIST_SHARE (a digit fragment,
+# two touching digits and a cut digit are drawn from the strip's digits): on the validation crops
+# of 55 % MNIST strips, the model shipped before (made with 50 %) accepts 12.1 % at its threshold
+# 0.3, where it accepted 7.9 % of its own validation rubbish; 8 % here would have refused more
+# new writers' digits than that model does.
+MAX_RUBBISH_ACCEPTED = 0.12
 IN_NUMBER_SHARE, BETWEEN_SHARE = 1 / 3, 1 / 10
 SELECTION_PAGES, SELECTION_SEED = 40, 404   # the evaluation's MNIST pages use seed 303
 THRESHOLD_NAMES = ("min_confidence", "min_confidence_in_number", "min_confidence_between")
@@ -232,6 +235,17 @@ def rethreshold(ship_dir: Path, build: Path, key: str) -> int:
     return 0
 
 
+def made_in(data: Path, run: Path) -> dict:
+    """Seconds that making the data and training took when they were made: both are cached, so
+    the call that ships may have spent only the export's and the thresholds' time."""
+    epochs = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        epochs[m["epoch"]] = m["epoch_seconds"]  # a resumed epoch's last record counts
+    return {"data": round(json.loads((data / "reader-data.json").read_text())["seconds"]),
+            "train": round(sum(epochs.values()))}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Train, export and ship the reader model.")
     p.add_argument("--build", default="build", help="cache and run directory (default build)")
@@ -249,17 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--epochs and --train-strips must be at least 1")
     RECIPE.update(epochs=args.epochs, train_strips=args.train_strips)
     build = Path(args.build)
-    t0 = time.perf_counter()
     key = data_key()  # once: the data cache and the run directory must name the same data
     if args.thresholds_only:
         return rethreshold(Path(args.ship), build, key)
     data = make_data(build, key)
-    t_data = time.perf_counter() - t0
     # One run directory per recipe: an interrupted run resumes, another recipe starts afresh.
     recipe_key = hashlib.sha256((key + json.dumps(RECIPE, sort_keys=True)).encode()).hexdigest()[:16]
     run = build / f"reader-run-{recipe_key}"
     checkpoint = train(data, run)
-    t_train = time.perf_counter() - t0 - t_data
     export_dir = build / "reader-export"
     from lenet.export import main as export_main
 
@@ -279,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                      "held_out_fonts": list(fonts.HELD_OUT),
                      "crops": json.loads((data / "reader-data.json").read_text())["crops"]},
             "metrics": json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]),
-            "seconds": {"data": round(t_data), "train": round(t_train)}}
+            "seconds": made_in(data, run)}
     info.update(choose_thresholds(export_dir, data))
     ship(export_dir, Path(args.ship), "reader", info)
     print(json.dumps({k: info[k] for k in ("min_confidence", "min_confidence_in_number", "min_confidence_between",
