@@ -150,11 +150,12 @@ static inline typename V::vi stage_out(const PackedStage& s, typename V::vi acc,
 template <class V>
 static inline typename V::vi quad_out(const PackedStage& s, typename V::vi a0, typename V::vi a1, typename V::vi a2,
                                       typename V::vi a3, float m0, float m1, float m2, float m3) {
-  const auto r = [](typename V::vi a, float m) { return V::round(V::fmul(V::to_float(a), V::fset1(m))); };
 #if LENET_I8_VNNI
+  // Rounded only: quad's saturating packs do the clamp.
+  const auto r = [](typename V::vi a, float m) { return V::round(V::fmul(V::to_float(a), V::fset1(m))); };
   return V::quad(s.table, r(a0, m0), r(a1, m1), r(a2, m2), r(a3, m3));
 #else
-  const auto code = [&](typename V::vi a, float m) { return V::lookup(s.table, V::clamp_shift(r(a, m))); };
+  const auto code = [&](typename V::vi a, float m) { return V::lookup(s.table, requant_index<V>(a, m)); };
   return V::or_(V::or_(code(a0, m0), V::template shl<8>(code(a1, m1))),
                 V::or_(V::template shl<16>(code(a2, m2)), V::template shl<24>(code(a3, m3))));
 #endif
