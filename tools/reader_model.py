@@ -235,15 +235,11 @@ def rethreshold(ship_dir: Path, build: Path, key: str) -> int:
     return 0
 
 
-def made_in(data: Path, run: Path) -> dict:
+def made_in(data_info: dict, metrics: list[dict]) -> dict:
     """Seconds that making the data and training took when they were made: both are cached, so
     the call that ships may have spent only the export's and the thresholds' time."""
-    epochs = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        m = json.loads(line)
-        epochs[m["epoch"]] = m["epoch_seconds"]  # a resumed epoch's last record counts
-    return {"data": round(json.loads((data / "reader-data.json").read_text())["seconds"]),
-            "train": round(sum(epochs.values()))}
+    epochs = {m["epoch"]: m["epoch_seconds"] for m in metrics}  # a resumed epoch's last record counts
+    return {"data": round(data_info["seconds"]), "train": round(sum(epochs.values()))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         return status
     from lenet.digits.kit import fonts
 
+    data_info = json.loads((data / "reader-data.json").read_text())
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     info = {"recipe": {**RECIPE, "command": "make reader-model (tools/reader_model.py)"},
             "data": {"description": "MNIST training split (60,000 digits; validation: the first 5,000 "
                                     "test digits, other writers) and digits rendered from "
@@ -288,9 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                                     "made by lenet.digits.normalize.candidate_crops",
                      "training_fonts": {k: fonts.training_packages(k) for k in ("print", "handwriting")},
                      "held_out_fonts": list(fonts.HELD_OUT),
-                     "crops": json.loads((data / "reader-data.json").read_text())["crops"]},
-            "metrics": json.loads((run / "metrics.jsonl").read_text().splitlines()[-1]),
-            "seconds": made_in(data, run)}
+                     "crops": data_info["crops"]},
+            "metrics": metrics[-1],
+            "seconds": made_in(data_info, metrics)}
     info.update(choose_thresholds(export_dir, data))
     ship(export_dir, Path(args.ship), "reader", info)
     print(json.dumps({k: info[k] for k in ("min_confidence", "min_confidence_in_number", "min_confidence_between",

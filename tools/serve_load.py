@@ -410,7 +410,7 @@ def report(runs: list[dict], fault: dict | None) -> str:
         ceiling = [r[f"{phase}_ceiling"]["images_per_s"] / r[engine_key] for r in runs]
         lines.append(f"  {'  ceiling as a share of the engine':44s} {statistics.median(ceiling):12.1%} ({min(ceiling):.1%})")
     lines.append("CPUs busy during inference (median; 2 = both cores of a 2-core machine):")
-    for phase in ("small", "large", "large_uint8"):
+    for phase, _, _ in PHASES:
         server_cpus = statistics.median(r[f"{phase}_infer"]["server_cpus"] for r in runs)
         client_cpus = statistics.median(r[f"{phase}_infer"]["client_cpus"] for r in runs)
         lines.append(f"  {phase + ': server (engine included) / clients':44s} {server_cpus:12.2f} / {client_cpus:.2f}")

@@ -41,6 +41,11 @@ class ServedModel:
     def size(self) -> int:
         return self.spec.input_size
 
+    @property
+    def pixel_sides(self) -> list[int]:
+        """Sides of the raw UINT8 images taken: 28 (MNIST's) and the model's input size."""
+        return sorted({UINT8_SIDE, self.size})
+
     def metadata(self) -> dict[str, Any]:
         s, p = self.size, self.spec.preprocessing
         return {
@@ -64,7 +69,7 @@ class ServedModel:
         image to the input size, then offset + scale * ink)."""
         s = self.size
         forms = [{"datatype": "FP32", "shape": [-1, 1, s, s]}, {"datatype": "FP32", "shape": [-1, s * s]}]
-        for side in sorted({UINT8_SIDE, s}):
+        for side in self.pixel_sides:
             forms += [{"datatype": "UINT8", "shape": [-1, side, side]},
                       {"datatype": "UINT8", "shape": [-1, 1, side, side]}]
         return forms
@@ -98,7 +103,7 @@ class ServedModel:
 
     def _pixels(self, x: np.ndarray) -> np.ndarray:
         """UINT8 [N,H,W] or [N,1,H,W], H = W = 28 or the input size, as [N,H,W]."""
-        sides = sorted({UINT8_SIDE, self.size})
+        sides = self.pixel_sides
         if x.ndim == 4 and x.shape[1] == 1:
             x = x.reshape(x.shape[0], x.shape[2], x.shape[3])
         if not (x.ndim == 3 and x.shape[1] == x.shape[2] and x.shape[1] in sides):
