@@ -51,11 +51,14 @@ def _font_digits(kind: str, count: int, rng: np.random.Generator) -> tuple[list[
     return inks, labels
 
 
-def make_pages(kind: str, count: int, seed: int = 0, *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
+def make_pages(kind: str, count: int | None, seed: int = 0, *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
                lines: int = 7, unit_marks: float = UNIT_MARKS, held_out_marks: bool = True) -> list[Page]:
-    """``count`` held-out pages of one kind (``mnist`` needs the held-out digits: x, y). Letter
-    marks are drawn in the held-out fonts, or with ``held_out_marks=False`` in OpenCV's Hershey
-    fonts (pages that choose something, which must not see the evaluation's fonts)."""
+    """``count`` held-out pages of one kind (``mnist`` needs the held-out digits: x, y; with
+    ``count=None``, as many pages as it takes to write every one of them once). Letter marks are
+    drawn in the held-out fonts, or with ``held_out_marks=False`` in OpenCV's Hershey fonts
+    (pages that choose something, which must not see the evaluation's fonts)."""
+    if count is None and kind != "mnist":
+        raise ValueError(f"{kind}: count=None (every digit) is for the MNIST pages only")
     rng = np.random.default_rng(seed)
     mark_fonts = tuple(f for p in fonts.HELD_OUT for f in fonts.font_files(p)) if held_out_marks else None
     if kind == "mnist":
@@ -65,7 +68,7 @@ def make_pages(kind: str, count: int, seed: int = 0, *, mnist: tuple[np.ndarray,
     else:
         digits, labels = _font_digits(kind, count * 110, rng)
     pages, start = [], 0
-    for i in range(count):
+    while (len(pages) < count) if count is not None else (start < len(digits)):
         style = PageStyle(ink="blue" if rng.random() < 0.4 else "black", ruled=bool(rng.random() < 0.5),
                           perspective=0.05, jpeg=(60, 81), mark_fonts=mark_fonts,
                           unit_marks=unit_marks)
