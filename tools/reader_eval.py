@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         ok &= iso["right"] >= ISOLATED_TARGETS["right"] and iso["refused"] <= ISOLATED_TARGETS["refused"]
         print(f"\nisolated MNIST digits (new writers), {iso['digits']}: right {iso['right']:.1%} "
               f"(target >= {ISOLATED_TARGETS['right']:.1%}), refused {iso['refused']:.1%} "
-              f"(target <= {ISOLATED_TARGETS['refused']:.0%}), wrong {iso['wrong']:.1%}")
+              f"(target <= {ISOLATED_TARGETS['refused']:.0%}), wrong {iso['wrong']:.1%}; best guess right for "
+              f"{iso['best_guess_right']:.1%} of the {iso['one_shape']} found as one shape")
     print(f"\nmarks read as digits: {total_read}/{total_marks} = {rate:.1%} (target <= {MAX_MARK_RATE:.0%}); "
           f"all targets met: {'yes' if ok else 'no'}")
     if args.json:

@@ -177,3 +177,24 @@ def test_a_model_the_engine_does_not_run_is_read_by_onnx_runtime(tmp_path, pages
     np.testing.assert_allclose(clf.scores(x[:64]), reference, rtol=1e-3, atol=1e-3)
     result = DigitReader(clf, ReaderOptions()).read(pages["mnist"][0].image)
     assert len(result.numbers) + len(result.rejected) >= 10  # every candidate was classified
+
+
+def test_isolated_digits_are_scored_right_refused_wrong_and_by_best_guess(reader, heldout_digits):
+    """evaluate.Isolated on real readings of isolated photos, checked against the reader's own
+    output: a refused digit's best guess still counts for best_guess_right, never for right."""
+    x, y = heldout_digits
+    rng = np.random.default_rng(0)
+    isolated, strict = evaluate.Isolated(), evaluate.Isolated()
+    refusing = DigitReader(reader.classifier, replace(reader.options, min_confidence=0.9999,
+                                                      min_confidence_in_number=0.9999,
+                                                      min_confidence_between=0.9999))
+    for i in range(40):
+        photo = evaluate.isolated_photo(x[i], rng)
+        isolated.add(int(y[i]), reader.read(photo))
+        strict.add(int(y[i]), refusing.read(photo))
+    rates, strict_rates = isolated.rates(), strict.rates()
+    assert rates["digits"] == 40 and rates["right"] + rates["refused"] + rates["wrong"] == pytest.approx(1)
+    assert rates["right"] >= 0.9 and rates["best_guess_right"] >= rates["right"] - 0.05
+    # Refusing (nearly) everything leaves the best guesses as they were.
+    assert strict_rates["refused"] > rates["refused"] and strict_rates["right"] < rates["right"]
+    assert strict_rates["best_guess_right"] == pytest.approx(rates["best_guess_right"], abs=0.05)

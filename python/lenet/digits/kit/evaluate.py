@@ -172,10 +172,14 @@ def isolated_photo(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 @dataclass
 class Isolated:
-    """Isolated digits read: right (one digit, the true one), refused (no digit read), wrong."""
+    """Isolated digits read: right (one digit, the true one), refused (no digit read), wrong; and,
+    of those found as one shape, how often the network's best guess is the true digit (what a
+    perfect threshold could read: the rest is the network's, not the threshold's)."""
     right: int = 0
     refused: int = 0
     wrong: int = 0
+    one_shape: int = 0
+    guess_right: int = 0
 
     def add(self, truth: int, result: FrameResult) -> None:
         read = [d.digit for d in result.digits]
@@ -185,6 +189,12 @@ class Isolated:
             self.right += 1
         else:
             self.wrong += 1
+        # Every classified shape, read or refused, with its best class.
+        guesses = ([d.digit for n in result.numbers for d in n.digits]
+                   + [r.guess for r in result.rejected if r.guess is not None])
+        if len(guesses) == 1:
+            self.one_shape += 1
+            self.guess_right += guesses[0] == truth
 
     @property
     def count(self) -> int:
@@ -193,4 +203,5 @@ class Isolated:
     def rates(self) -> dict:
         n = max(1, self.count)
         return {"digits": self.count, "right": round(self.right / n, 4), "refused": round(self.refused / n, 4),
-                "wrong": round(self.wrong / n, 4)}
+                "wrong": round(self.wrong / n, 4), "one_shape": self.one_shape,
+                "best_guess_right": round(self.guess_right / max(1, self.one_shape), 4)}
