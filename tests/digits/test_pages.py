@@ -19,7 +19,7 @@ from lenet.digits.reader import DigitReader, ReaderOptions
 PAGES = 3  # of each kind
 # kind: (digits read, numbers read exactly), a little under what the bundled model reads on these
 # pages (handwriting 99.4 % / 98.1 %, print 99.4 % / 100 %, MNIST 97.6 % / 93.9 %; marks 2 of 62).
-# The full evaluation (tools/reader_eval.py, docs/reader.md) has 14x more pages and the targets;
+# The full evaluation (tools/reader_eval.py, docs/reader.md) has 10-30x more pages and the targets;
 # raise these with the model and the reader.
 LIMITS = {"handwriting": (0.96, 0.95), "print": (0.97, 0.96), "mnist": (0.96, 0.9)}
 MAX_MARK_RATE = 0.06  # over all pages; the target is 1 in 20 on the full evaluation
