@@ -150,8 +150,9 @@ class ArchSpec:
             dup = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
             raise SpecError(f"duplicate class name(s): {', '.join(map(repr, dup))}")
         # The arch name fixes the nonlinearity and the input geometry (pooling, C3 table and head
-        # are per-spec options the engine supports for every arch): a spec that says lenet-relu
-        # over lenet5's scaled tanh would label one network as another.
+        # are per-spec options the engine supports for every arch it runs; lenet5-wide's C3 must
+        # be full): a spec that says lenet-relu over lenet5's scaled tanh would label one network
+        # as another.
         family = ARCH_FAMILY[self.arch]
         for name in family:
             if getattr(self, name) != family[name]:
