@@ -47,6 +47,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lenet.messages import first_line
+from lenet.quant import model_input  # the spec's preprocessing in numpy (no torch)
 from lenet.spec import RUBBISH_ENERGY, ArchSpec
 
 BACKENDS = ("auto", "engine", "onnxruntime", "torch")
@@ -113,15 +114,7 @@ class OnnxRuntimeClassifier:
         self.session, self.spec = session, spec
 
     def scores(self, crops: np.ndarray) -> np.ndarray:
-        crops = _polarity(crops, self.spec)
-        pre = self.spec.preprocessing
-        # lenet.data.preprocess in numpy: ink in [0, 1] (inverted for black-on-white), padded with
-        # background, then offset + scale * ink.
-        ink = crops.astype(np.float32) / 255.0
-        if pre.ink == "black_on_white":
-            ink = 1.0 - ink
-        ink = np.pad(ink, ((0, 0), (pre.pad, pre.pad), (pre.pad, pre.pad)))
-        x = (ink * pre.scale + pre.offset)[:, None].astype(np.float32)
+        x = model_input(self.spec, _polarity(crops, self.spec))
         return np.asarray(self.session.run(["scores"], {"input": x})[0], np.float32)
 
 
