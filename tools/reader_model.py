@@ -115,13 +115,12 @@ class Validation:
     the test split), and rubbish (letters, smudges, lines, fragments, touching pairs, cut digits)."""
 
     def __init__(self, model_dir: Path, data: Path) -> None:
-        import lenet_ext
-
-        from lenet.digits.classify import EngineClassifier
+        from lenet.digits.classify import load_classifier
         from lenet.digits.reader import DigitReader, ReaderOptions
         from lenet.digits.kit.training_data import RUBBISH, SOURCES
 
-        reader = DigitReader(EngineClassifier(lenet_ext.load(model_dir)), ReaderOptions())
+        # The engine when it runs the arch, else PyTorch (a wider member of the family).
+        reader = DigitReader(load_classifier(model_dir), ReaderOptions())
         with np.load(data / "reader-data.npz") as z:
             x, self.y, source = z["val_x"], z["val_y"], z["val_source"]
         probs = np.concatenate([reader.classify(x[i:i + 512]) for i in range(0, len(x), 512)])
@@ -182,16 +181,14 @@ def choose_on_pages(model_dir: Path, grid: list[float]) -> dict:
     Each default threshold in ``grid``, with the in-number and between-digits ones at fixed
     fractions of it, reads the pages; the one that reads the most digits right (edit
     distance: a refused digit and a mark read as a digit both count) wins, the stricter on a tie."""
-    import lenet_ext
-
     from lenet.data import mnist_digits
     from lenet.digits.kit import evaluate
-    from lenet.digits.classify import EngineClassifier
+    from lenet.digits.classify import load_classifier
     from lenet.digits.reader import DigitReader, ReaderOptions
 
     pages = evaluate.make_pages("mnist", SELECTION_PAGES, SELECTION_SEED, mnist=mnist_digits("select"),
                                 held_out_marks=False)
-    classifier = _RememberedScores(EngineClassifier(lenet_ext.load(model_dir)))
+    classifier = _RememberedScores(load_classifier(model_dir))
     tried = []
     for t in grid:
         options = ReaderOptions(min_confidence=t, min_confidence_in_number=round(t * IN_NUMBER_SHARE, 4),
@@ -247,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build", default="build", help="cache and run directory (default build)")
     p.add_argument("--ship", default=str(ROOT / "python/lenet/digits/model"),
                    help="where the shipped model goes (default python/lenet/digits/model)")
+    p.add_argument("--arch", default=RECIPE["arch"], choices=("lenet5", "lenet5-wide"),
+                   help="the network (default %(default)s; lenet5-wide: twice the maps, run by PyTorch "
+                        "or ONNX Runtime, not lenet_ext)")
     p.add_argument("--epochs", type=int, default=RECIPE["epochs"],
                    help=f"training epochs (default {RECIPE['epochs']})")
     p.add_argument("--train-strips", type=int, default=RECIPE["train_strips"],
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.epochs < 1 or args.train_strips < 1:
         p.error("--epochs and --train-strips must be at least 1")
-    RECIPE.update(epochs=args.epochs, train_strips=args.train_strips)
+    RECIPE.update(arch=args.arch, epochs=args.epochs, train_strips=args.train_strips)
     build = Path(args.build)
     key = data_key()  # once: the data cache and the run directory must name the same data
     if args.thresholds_only:

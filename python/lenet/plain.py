@@ -28,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .spec import ArchSpec, c3_slot_positions, weight_shapes
+from .spec import ArchSpec, c3_slot_positions, layer_widths, weight_shapes
 
 # f(a) = A tanh(S a): the paper's squash (lenet.models.layers uses the same two numbers).
 TANH_AMPLITUDE = 1.7159
@@ -45,14 +45,15 @@ def squash_constants(activation: str) -> tuple[float, float]:
 
 def plain_shapes(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the plain graph's weights (the deployment module's state dict)."""
-    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": (6, 1, 5, 5), "conv1.bias": (6,)}
+    c1, c3, c5 = layer_widths(spec)
+    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": (c1, 1, 5, 5), "conv1.bias": (c1,)}
     if spec.pooling == "trainable":
-        shapes.update({"pool2.weight": (6, 1, 2, 2), "pool2.bias": (6,)})
-    shapes.update({"conv3.weight": (16, 6, 5, 5), "conv3.bias": (16,)})
+        shapes.update({"pool2.weight": (c1, 1, 2, 2), "pool2.bias": (c1,)})
+    shapes.update({"conv3.weight": (c3, c1, 5, 5), "conv3.bias": (c3,)})
     if spec.pooling == "trainable":
-        shapes.update({"pool4.weight": (16, 1, 2, 2), "pool4.bias": (16,)})
-    shapes.update({"conv5.weight": (120, 16, 5, 5), "conv5.bias": (120,),
-                   "fc6.weight": (84, 120), "fc6.bias": (84,)})
+        shapes.update({"pool4.weight": (c3, 1, 2, 2), "pool4.bias": (c3,)})
+    shapes.update({"conv5.weight": (c5, c3, 5, 5), "conv5.bias": (c5,),
+                   "fc6.weight": (84, c5), "fc6.bias": (84,)})
     head_in = 2 * 84 if spec.head == "rbf" else 84  # the RBF reads [t, t²]
     shapes.update({"out.weight": (spec.num_classes, head_in), "out.bias": (spec.num_classes,)})
     return shapes
@@ -94,8 +95,9 @@ def fold(spec: ArchSpec, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
         weighted_sum(name, coef, p[f"{key}.bias"], reads_amp)
         return amp
 
+    c1_maps, c3_maps, _ = layer_widths(spec)
     weighted_sum("conv1", p["c1.weight"], p["c1.bias"], 1.0)
-    a = pooling("pool2", "s2", 6, amp)
+    a = pooling("pool2", "s2", c1_maps, amp)
     c3 = p["c3.weight"]
     if spec.c3_table == "lecun":
         dense = np.zeros((16, 6, 5, 5))
@@ -103,7 +105,7 @@ def fold(spec: ArchSpec, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
             dense[o, i] = c3[slot]
         c3 = dense
     weighted_sum("conv3", c3, p["c3.bias"], a)
-    a = pooling("pool4", "s4", 16, amp)
+    a = pooling("pool4", "s4", c3_maps, amp)
     weighted_sum("conv5", p["c5.weight"], p["c5.bias"], a)
     weighted_sum("fc6", p["f6.weight"], p["f6.bias"], amp)
     if spec.head == "rbf":

@@ -16,7 +16,9 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-ARCHS = ("lenet5", "lenet-d2l", "lenet-relu")
+ARCHS = ("lenet5", "lenet-d2l", "lenet-relu", "lenet5-wide")
+# The archs the C++ engine (lenet_ext) runs: its kernels are written for LeNet-5's layer sizes.
+ENGINE_ARCHS = ("lenet5", "lenet-d2l", "lenet-relu")
 ACTIVATIONS = ("scaled_tanh", "sigmoid", "relu")
 POOLINGS = ("trainable", "avg", "max")
 C3_TABLES = ("lecun", "full")
@@ -57,7 +59,18 @@ ARCH_FAMILY: dict[str, dict[str, Any]] = {
     "lenet5": {"activation": "scaled_tanh", "input_size": 32, "c1_padding": 0},
     "lenet-d2l": {"activation": "sigmoid", "input_size": 28, "c1_padding": 2},
     "lenet-relu": {"activation": "relu", "input_size": 28, "c1_padding": 2},
+    # LeNet-5 with twice the maps: LeCun's Table I connects 6 maps to 16, so C3 is full here.
+    "lenet5-wide": {"activation": "scaled_tanh", "input_size": 32, "c1_padding": 0, "c3_table": "full"},
 }
+
+# Layer widths (C1 maps, C3 maps, C5 units) by arch; F6 stays 84 (the RBF prototypes are 7×12).
+LENET_WIDTHS = (6, 16, 120)
+ARCH_WIDTHS: dict[str, tuple[int, int, int]] = {"lenet5-wide": (12, 32, 240)}
+
+
+def layer_widths(spec: "ArchSpec") -> tuple[int, int, int]:
+    """(C1 maps, C3 maps, C5 units) of the network ``spec`` describes."""
+    return ARCH_WIDTHS.get(spec.arch, LENET_WIDTHS)
 
 
 class SpecError(ValueError):
@@ -137,8 +150,9 @@ class ArchSpec:
             dup = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
             raise SpecError(f"duplicate class name(s): {', '.join(map(repr, dup))}")
         # The arch name fixes the nonlinearity and the input geometry (pooling, C3 table and head
-        # are per-spec options the engine supports for every arch): a spec that says lenet-relu
-        # over lenet5's scaled tanh would label one network as another.
+        # are per-spec options the engine supports for every arch it runs; lenet5-wide's C3 must
+        # be full): a spec that says lenet-relu over lenet5's scaled tanh would label one network
+        # as another.
         family = ARCH_FAMILY[self.arch]
         for name in family:
             if getattr(self, name) != family[name]:
@@ -191,9 +205,9 @@ class ArchSpec:
 
 def spec_for(arch: str, class_names: tuple[str, ...] | list[str] = DIGIT_NAMES) -> ArchSpec:
     """The spec of a named architecture (the `--arch` names; README, lenet-train)."""
-    if arch == "lenet5":
+    if arch in ("lenet5", "lenet5-wide"):
         # LeCun et al. 1998: 32x32 input, background -0.1 and ink 1.175.
-        spec = ArchSpec(arch, 32, 0, "scaled_tanh", "trainable", "lecun", "rbf",
+        spec = ArchSpec(arch, 32, 0, "scaled_tanh", "trainable", "lecun" if arch == "lenet5" else "full", "rbf",
                         preprocessing=Preprocessing("white_on_black", 2, 1.275, -0.1))
     elif arch == "lenet-d2l":
         # d2l.ai "LeNet": 28x28 ToTensor() input in [0, 1], C1 padding 2, sigmoid, avg-pool.
@@ -216,18 +230,19 @@ def spec_for(arch: str, class_names: tuple[str, ...] | list[str] = DIGIT_NAMES) 
 def weight_shapes(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
     """State-dict names and shapes of the network a spec describes, without building it (torch-free
     readers check artifacts against this; a test checks it against ``LeNet(spec).state_dict()``)."""
-    shapes: dict[str, tuple[int, ...]] = {"c1.weight": (6, 1, 5, 5), "c1.bias": (6,)}
+    c1, c3, c5 = layer_widths(spec)
+    shapes: dict[str, tuple[int, ...]] = {"c1.weight": (c1, 1, 5, 5), "c1.bias": (c1,)}
     if spec.pooling == "trainable":
-        shapes.update({"s2.coef": (6,), "s2.bias": (6,)})
+        shapes.update({"s2.coef": (c1,), "s2.bias": (c1,)})
     if spec.c3_table == "lecun":
         shapes["c3.weight"] = (sum(len(t) for t in LECUN_C3_TABLE), 5, 5)
     else:
-        shapes["c3.weight"] = (16, 6, 5, 5)
-    shapes["c3.bias"] = (16,)
+        shapes["c3.weight"] = (c3, c1, 5, 5)
+    shapes["c3.bias"] = (c3,)
     if spec.pooling == "trainable":
-        shapes.update({"s4.coef": (16,), "s4.bias": (16,)})
-    shapes.update({"c5.weight": (120, 16, 5, 5), "c5.bias": (120,),
-                   "f6.weight": (84, 120), "f6.bias": (84,)})
+        shapes.update({"s4.coef": (c3,), "s4.bias": (c3,)})
+    shapes.update({"c5.weight": (c5, c3, 5, 5), "c5.bias": (c5,),
+                   "f6.weight": (84, c5), "f6.bias": (84,)})
     if spec.head == "rbf":
         shapes["output.prototypes"] = (10, 84)
     else:

@@ -30,7 +30,7 @@ from . import __version__
 from .checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from .data import DATASETS, Batches, DataError, Dataset, Split, distort, hold_out, load_dataset, preprocess
 from .models import LeNet, build_model, count_parameters
-from .spec import ARCHS, ArchSpec
+from .spec import ARCHS, ArchSpec, spec_for
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,10 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--validation must be at least 0, got {args.validation}")
     if args.rubbish < 0:
         p.error(f"--rubbish must be at least 0, got {args.rubbish}")
-    if args.dataset == "reader" and args.arch != "lenet5":
-        p.error("--dataset reader has a rubbish class (label 10) that needs lenet5's RBF head")
-    if args.rubbish and args.arch != "lenet5":
-        p.error("--rubbish needs the RBF head's rubbish class: use it with --arch lenet5")
+    rbf = spec_for(args.arch).head == "rbf"
+    if args.dataset == "reader" and not rbf:
+        p.error("--dataset reader has a rubbish class (label 10) that needs the RBF head of lenet5 "
+                "or lenet5-wide")
+    if args.rubbish and not rbf:
+        p.error("--rubbish needs the RBF head's rubbish class: use it with --arch lenet5 or lenet5-wide")
     return args
 
 

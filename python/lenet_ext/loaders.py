@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lenet.artifacts import ArtifactError, check_weights, load_artifact, read_onnx
-from lenet.spec import ArchSpec, c3_slot_positions
+from lenet.spec import ENGINE_ARCHS, ArchSpec, c3_slot_positions
 
 __all__ = ["ArtifactError", "as_spec", "load_arrays", "load_int8_arrays", "model_arrays", "read_onnx"]
 
@@ -29,6 +29,11 @@ def as_spec(spec: ArchSpec | Mapping[str, Any] | str | bytes) -> ArchSpec:
 def model_arrays(spec: ArchSpec, state_dict: Mapping[str, Any]
                  ) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray]:
     """(spec dict, float32 weights in the engine's dense layout, C3 connection mask [16, 6])."""
+    if spec.arch not in ENGINE_ARCHS:
+        # Checked by name before the weights: their shapes would only say "wrong size".
+        raise ArtifactError(f"lenet_ext does not run {spec.arch!r}: its kernels are written for "
+                            f"LeNet-5's layer sizes ({', '.join(ENGINE_ARCHS)}); run it with "
+                            "PyTorch or ONNX Runtime")
     weights = check_weights(spec, state_dict, spec.arch)
     if spec.c3_table == "lecun":
         dense = np.zeros((16, 6, 5, 5), np.float32)

@@ -1,4 +1,4 @@
-"""Shared fixtures of the engine tests: models of every arch, a float64 PyTorch reference, the
+"""Shared fixtures of the engine tests: models of every arch the engine runs, a float64 PyTorch reference, the
 preprocessing contract in numpy, and artifact directories in the export contract's layout."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lenet.spec import ARCHS, ArchSpec
+from lenet.spec import ENGINE_ARCHS, ArchSpec
 
 import lenet_ext
 
@@ -49,7 +49,7 @@ def assert_scores_close(got: np.ndarray, ref: np.ndarray, rtol: float = 1e-4) ->
     assert err.max() <= rtol, f"max relative error {err.max():.3g} (image {err.max(axis=1).argmax()})"
 
 
-@pytest.fixture(scope="session", params=ARCHS)
+@pytest.fixture(scope="session", params=ENGINE_ARCHS)
 def arch(request) -> str:
     return request.param
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import lenet_ext
 from lenet_ext import ArtifactError
 
-from .conftest import assert_scores_close, make_model, normalize, reference_scores
+from .conftest import assert_scores_close, make_model, normalize, reference_scores, write_artifact
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,19 @@ def test_unknown_arch_and_wrong_shapes():
     nan["f6.bias"] = torch.full((84,), float("nan"))
     with pytest.raises(ArtifactError, match="NaN"):
         lenet_ext.from_state_dict(spec, nan)
+
+
+def test_a_wider_member_of_the_family_is_refused_by_name(tmp_path):
+    """lenet5-wide is a valid spec (PyTorch and ONNX Runtime run it), but the engine's kernels
+    are written for LeNet-5's layer sizes: from weights or from an artifact, it says so by name
+    rather than failing on a weight's shape."""
+    model = make_model("lenet5-wide")
+    with pytest.raises(ArtifactError, match="lenet_ext does not run 'lenet5-wide'.*ONNX Runtime"):
+        lenet_ext.from_state_dict(model.spec, model.state_dict())
+    art = write_artifact(model, tmp_path / "wide")
+    for path in (art, art / "model.onnx"):
+        with pytest.raises(ArtifactError, match="lenet_ext does not run 'lenet5-wide'"):
+            lenet_ext.load(path)
 
 
 # --- artifacts ---------------------------------------------------------------------------------

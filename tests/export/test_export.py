@@ -111,6 +111,7 @@ def test_every_format_reloads_and_matches_eager(exported, fmt):
 # reshaping at run time; one Flatten between C5 and F6; the RBF's [t, t²] is one Mul + Concat.
 PLAIN_OPS = {
     "lenet5": {"Conv": 5, "Tanh": 6, "Flatten": 1, "Gemm": 2, "Mul": 1, "Concat": 1},
+    "lenet5-wide": {"Conv": 5, "Tanh": 6, "Flatten": 1, "Gemm": 2, "Mul": 1, "Concat": 1},
     "lenet-d2l": {"Conv": 3, "Sigmoid": 4, "AveragePool": 2, "Flatten": 1, "Gemm": 2},
     "lenet-relu": {"Conv": 3, "Relu": 4, "MaxPool": 2, "Flatten": 1, "Gemm": 2},
 }

@@ -16,7 +16,8 @@ def test_output_shape(arch, batch):
     assert model(torch.randn(batch, 1, s, s)).shape == (batch, 10)
 
 
-@pytest.mark.parametrize("arch,params", [("lenet5", 60_000), ("lenet-d2l", 61_706), ("lenet-relu", 61_706)])
+@pytest.mark.parametrize("arch,params", [("lenet5", 60_000), ("lenet-d2l", 61_706), ("lenet-relu", 61_706),
+                                         ("lenet5-wide", 222_516)])
 def test_parameter_counts(arch, params):
     assert count_parameters(build_model(arch)) == params
 
@@ -140,6 +141,16 @@ def test_table_conv_training_and_inference_paths_agree():
 def test_weight_shapes_describe_the_model(arch):
     model = build_model(arch)
     assert weight_shapes(model.spec) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    fashion = build_model(spec_for(arch, [f"c{i}" for i in range(10)]) if arch == "lenet5"
-                          else spec_for(arch, [f"c{i}" for i in range(7)]))
+    rbf = spec_for(arch).head == "rbf"  # ten fixed prototypes: other names, not another count
+    fashion = build_model(spec_for(arch, [f"c{i}" for i in range(10 if rbf else 7)]))
     assert weight_shapes(fashion.spec) == {k: tuple(v.shape) for k, v in fashion.state_dict().items()}
+
+
+def test_the_wide_member_has_twice_the_maps_and_a_full_c3():
+    """lenet5-wide: LeNet-5 with C1 12, C3 32, C5 240 (F6 stays 84: the RBF prototypes are 7×12);
+    LeCun's Table I connects 6 maps to 16, so its C3 reads every map and a spec that says
+    otherwise is refused."""
+    model = build_model("lenet5-wide")
+    assert (model.c1.out_channels, model.c3.out_channels, model.c5.out_channels, model.f6.out_features) == (12, 32, 240, 84)
+    with pytest.raises(SpecError, match="c3_table"):
+        ArchSpec.from_dict({**spec_for("lenet5-wide").to_dict(), "c3_table": "lecun"})

@@ -6,6 +6,9 @@ polarity → float32 ``[N, classes]``, larger = more likely. Backends, first tha
 
 * ``engine``: ``lenet_ext`` (the C++ engine; applies the spec's preprocessing itself), from an
   artifact directory / ``.onnx`` / ``.torchscript.pt`` / ``.pt2``, or from a checkpoint's weights;
+* ``onnxruntime``: the artifact's verified ``model.onnx`` in ONNX Runtime, with the spec's
+  preprocessing in numpy: what reads, without torch, a network the engine does not run (its
+  kernels are written for LeNet-5's layer sizes; ``lenet5-wide`` has twice the maps);
 * ``torch``: the PyTorch model, from an artifact (``lenet.artifacts.load_module``) or a checkpoint
   (``lenet.checkpoint.load_model``), with the spec's preprocessing from ``lenet.data.preprocess``.
 
@@ -44,7 +47,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from lenet.messages import first_line
+from lenet.quant import model_input  # the spec's preprocessing in numpy (no torch)
 from lenet.spec import RUBBISH_ENERGY, ArchSpec
+
+BACKENDS = ("auto", "engine", "onnxruntime", "torch")
 
 # The reader model that ships with the package (made by `make reader-model`, tools/reader_model.py).
 DEFAULT_MODEL = Path(__file__).resolve().with_name("model")
@@ -101,6 +107,17 @@ class EngineClassifier:
         return np.asarray(self.engine.scores(_polarity(crops, self.spec)), np.float32)
 
 
+class OnnxRuntimeClassifier:
+    backend = "onnxruntime"
+
+    def __init__(self, session: Any, spec: ArchSpec) -> None:
+        self.session, self.spec = session, spec
+
+    def scores(self, crops: np.ndarray) -> np.ndarray:
+        x = model_input(self.spec, _polarity(crops, self.spec))
+        return np.asarray(self.session.run(["scores"], {"input": x})[0], np.float32)
+
+
 class TorchClassifier:
     backend = "torch"
 
@@ -141,6 +158,22 @@ def _engine(p: Path) -> EngineClassifier:
     return EngineClassifier(lenet_ext.load(p))
 
 
+def _onnxruntime(p: Path) -> OnnxRuntimeClassifier:
+    import onnxruntime as ort
+
+    from lenet.artifacts import FILES, load_artifact
+
+    if _is_checkpoint(p):
+        raise ValueError("a training checkpoint has no ONNX graph (lenet-export makes one)")
+    if p.is_dir():
+        p = p / FILES["onnx"]  # hash-checked against the directory's manifest by load_artifact
+    art = load_artifact(p)  # the graph must be the plain one folded from the stored parameters
+    if art.format != "onnx":
+        raise ValueError(f"{p}: ONNX Runtime runs a .onnx file, not {art.format}")
+    session = ort.InferenceSession(str(art.file), providers=["CPUExecutionProvider"])
+    return OnnxRuntimeClassifier(session, art.spec)
+
+
 def _torch(p: Path) -> TorchClassifier:
     if _is_checkpoint(p):
         from lenet.checkpoint import load_model
@@ -153,19 +186,25 @@ def _torch(p: Path) -> TorchClassifier:
 
 def load_classifier(path: str | os.PathLike, backend: str = "auto") -> Classifier:
     """A classifier for ``path`` (artifact directory, ``.onnx``/``.torchscript.pt``/``.pt2``, or a
-    training checkpoint ``.pt``). ``backend``: ``auto`` (the engine, else torch), ``engine``,
-    ``torch``. Raises :class:`ModelLoadError` naming the path and each backend's reason."""
+    training checkpoint ``.pt``). ``backend``: ``auto`` (the engine, else ONNX Runtime, else
+    torch), ``engine``, ``onnxruntime``, ``torch``. Raises :class:`ModelLoadError` naming the path
+    and each backend's reason."""
     p = Path(path)
     if not p.exists():
         raise ModelLoadError(f"{p}: no such model file or directory")
-    if backend not in ("auto", "engine", "torch"):
-        raise ValueError(f"unknown backend {backend!r}; expected auto, engine or torch")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected {', '.join(BACKENDS)}")
     reasons = []
     if backend in ("auto", "engine"):
         try:
             return _engine(p)
         except Exception as exc:  # noqa: BLE001 - any failure means: try the next backend
             reasons.append(f"lenet_ext: {first_line(exc, type(exc).__name__)}")
+    if backend in ("auto", "onnxruntime"):
+        try:
+            return _onnxruntime(p)
+        except Exception as exc:  # noqa: BLE001
+            reasons.append(f"onnxruntime: {first_line(exc, type(exc).__name__)}")
     if backend in ("auto", "torch"):
         try:
             return _torch(p)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..spec import ArchSpec, spec_for
+from ..spec import ArchSpec, layer_widths, spec_for
 from .layers import (
     RBFOutput,
     Subsampling,
@@ -33,15 +33,16 @@ class LeNet(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.c1 = nn.Conv2d(1, 6, 5, padding=spec.c1_padding)
-        self.s2 = self._pooling(6)
+        c1, c3, c5 = layer_widths(spec)  # LeNet-5's 6, 16, 120 but for the wider members
+        self.c1 = nn.Conv2d(1, c1, 5, padding=spec.c1_padding)
+        self.s2 = self._pooling(c1)
         if spec.c3_table == "lecun":
             self.c3: nn.Module = TableConv(connection_table("lecun"))
         else:
-            self.c3 = nn.Conv2d(6, 16, 5)
-        self.s4 = self._pooling(16)
-        self.c5 = nn.Conv2d(16, 120, 5)
-        self.f6 = nn.Linear(120, 84)
+            self.c3 = nn.Conv2d(c1, c3, 5)
+        self.s4 = self._pooling(c3)
+        self.c5 = nn.Conv2d(c3, c5, 5)
+        self.f6 = nn.Linear(c5, 84)
         self.output: nn.Module = RBFOutput() if spec.head == "rbf" else nn.Linear(84, spec.num_classes)
         self.act = activation(spec.activation)
         # Trainable subsampling is a weighted sum, so it is squashed like every other one.
@@ -70,8 +71,8 @@ class LeNet(nn.Module):
                         slot += len(inputs)
             else:
                 lecun_uniform_(self.c3.weight, conv_output_fan_in(self.c3))
-            lecun_uniform_(self.f6.weight, 120)
-            lecun_uniform_(self.f6.bias, 120)
+            lecun_uniform_(self.f6.weight, self.f6.in_features)
+            lecun_uniform_(self.f6.bias, self.f6.in_features)
         elif self.spec.activation == "sigmoid":
             # d2l initializes its LeNet's weights Xavier-uniform and leaves the biases at
             # PyTorch's defaults.

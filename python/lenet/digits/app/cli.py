@@ -48,6 +48,7 @@ READER_FLAGS = ("min_confidence", "min_confidence_in_number", "min_confidence_be
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lenet.digits.classify import BACKENDS
     from lenet.digits.options import ReaderOptions
     from lenet.digits.segment import SegmentOptions
 
@@ -72,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lenet-export artifact directory (or its .onnx/.torchscript.pt/.pt2), "
                         "or a lenet-train checkpoint .pt (default: the reader model bundled with "
                         "the package, trained on MNIST and print and handwriting fonts)")
-    p.add_argument("--backend", choices=("auto", "engine", "torch"), default="auto",
-                   help="auto (default): lenet_ext, PyTorch if it cannot load")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto (default): lenet_ext, else ONNX Runtime (a model the engine does not "
+                        "run: lenet5-wide), else PyTorch")
     p.add_argument("--headless", action="store_true",
                    help="no window: write --out and/or --json (images are always read headless)")
     p.add_argument("--out", metavar="PATH",

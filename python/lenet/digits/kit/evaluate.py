@@ -51,11 +51,14 @@ def _font_digits(kind: str, count: int, rng: np.random.Generator) -> tuple[list[
     return inks, labels
 
 
-def make_pages(kind: str, count: int, seed: int = 0, *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
+def make_pages(kind: str, count: int | None, seed: int = 0, *, mnist: tuple[np.ndarray, np.ndarray] | None = None,
                lines: int = 7, unit_marks: float = UNIT_MARKS, held_out_marks: bool = True) -> list[Page]:
-    """``count`` held-out pages of one kind (``mnist`` needs the held-out digits: x, y). Letter
-    marks are drawn in the held-out fonts, or with ``held_out_marks=False`` in OpenCV's Hershey
-    fonts (pages that choose something, which must not see the evaluation's fonts)."""
+    """``count`` held-out pages of one kind (``mnist`` needs the held-out digits: x, y; with
+    ``count=None``, as many pages as it takes to write every one of them once). Letter marks are
+    drawn in the held-out fonts, or with ``held_out_marks=False`` in OpenCV's Hershey fonts
+    (pages that choose something, which must not see the evaluation's fonts)."""
+    if count is None and kind != "mnist":
+        raise ValueError(f"{kind}: count=None (every digit) is for the MNIST pages only")
     rng = np.random.default_rng(seed)
     mark_fonts = tuple(f for p in fonts.HELD_OUT for f in fonts.font_files(p)) if held_out_marks else None
     if kind == "mnist":
@@ -65,7 +68,7 @@ def make_pages(kind: str, count: int, seed: int = 0, *, mnist: tuple[np.ndarray,
     else:
         digits, labels = _font_digits(kind, count * 110, rng)
     pages, start = [], 0
-    for i in range(count):
+    while (len(pages) < count) if count is not None else (start < len(digits)):
         style = PageStyle(ink="blue" if rng.random() < 0.4 else "black", ruled=bool(rng.random() < 0.5),
                           perspective=0.05, jpeg=(60, 81), mark_fonts=mark_fonts,
                           unit_marks=unit_marks)
@@ -169,10 +172,14 @@ def isolated_photo(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 @dataclass
 class Isolated:
-    """Isolated digits read: right (one digit, the true one), refused (no digit read), wrong."""
+    """Isolated digits read: right (one digit, the true one), refused (no digit read), wrong; and,
+    of those found as one shape, how often the network's best guess is the true digit (what a
+    perfect threshold could read: the rest is the network's, not the threshold's)."""
     right: int = 0
     refused: int = 0
     wrong: int = 0
+    one_shape: int = 0
+    guess_right: int = 0
 
     def add(self, truth: int, result: FrameResult) -> None:
         read = [d.digit for d in result.digits]
@@ -182,6 +189,12 @@ class Isolated:
             self.right += 1
         else:
             self.wrong += 1
+        # Every classified shape, read or refused, with its best class.
+        guesses = ([d.digit for n in result.numbers for d in n.digits]
+                   + [r.guess for r in result.rejected if r.guess is not None])
+        if len(guesses) == 1:
+            self.one_shape += 1
+            self.guess_right += guesses[0] == truth
 
     @property
     def count(self) -> int:
@@ -190,4 +203,5 @@ class Isolated:
     def rates(self) -> dict:
         n = max(1, self.count)
         return {"digits": self.count, "right": round(self.right / n, 4), "refused": round(self.refused / n, 4),
-                "wrong": round(self.wrong / n, 4)}
+                "wrong": round(self.wrong / n, 4), "one_shape": self.one_shape,
+                "best_guess_right": round(self.guess_right / max(1, self.one_shape), 4)}
