@@ -115,9 +115,6 @@ int main() {
   const CpuEngine engine2(random_lenet5(), 2, Isa::Avx512);
   std::printf("\"engine_call_16_2_threads\": %.0f, ",
               best_ns([&] { engine2.scores(batch, scores.data()); }, 7, 50));
-  // One image split over two threads (CpuEngine::shared_small), back to back.
-  std::printf("\"engine_call_1_2_threads\": %.0f, ", best_ns([&] {
-    InputBatch one = batch; one.n = 1; engine2.scores(one, scores.data()); }, 7, 2000));
   // How often the shared calls above stalled enough to back off to one thread for a while.
   std::printf("\"share_trips_2_threads\": %lld}\n", static_cast<long long>(engine2.share_trips()));
   std::free(scratch);

@@ -126,8 +126,6 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
   const int64_t tasks = full + (rem == 0 ? 0 : rem_small ? rem : 1);
   std::atomic<bool> out_of_memory{false};
   if (full == 1 && rem < small_limit_ && pool_->size() > 1 && share_now()) return shared_block(batch, scores, rem);
-  if (n == 1 && params_.c3_lecun && pool_->size() > 1 && share_image_now() && share_now())
-    return shared_small(batch, scores);
   const std::function<void(int64_t)> task = [&](int64_t t) {
     float* s;
     try {
@@ -154,16 +152,6 @@ int64_t CpuEngine::scores(const InputBatch& batch, float* scores) const {
     for (int64_t t = 0; t < tasks; ++t) task(t);  // pool busy with another caller's batch
   if (out_of_memory) throw std::bad_alloc();
   return first_bad.load();
-}
-
-// Splitting one image (~10 us on one thread) pays only when a worker joins within a fraction of
-// a microsecond: when one is polling after a recent call, or when the calls come close enough
-// together (a loop of single images) that waking it now pays off over the next calls.
-bool CpuEngine::share_image_now() const {
-  const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch()).count();
-  const int64_t last = last_image_us_.exchange(now, std::memory_order_relaxed);
-  return pool_->spinning_workers() > 0 || now - last < kImageBurstUs;
 }
 
 bool CpuEngine::share_now() const {
@@ -225,19 +213,6 @@ int64_t CpuEngine::shared_block(const InputBatch& batch, float* scores, int64_t 
     for (int64_t i = 0; i < k.lanes; ++i)
       if (!k.run_small(params_, batch, i, block, scores)) return i;
   return first_bad.load();
-}
-
-// One image on LeCun's table: two threads share the small path stage by stage (kSmallParts).
-int64_t CpuEngine::shared_small(const InputBatch& batch, float* scores) const {
-  const KernelSet& k = *kernels_;
-  const size_t floats = k.scratch_floats(params_);
-  float* image = tls_scratch.get(floats);  // the caller's scratch holds the image's data
-  StagedWork work(k.small_stages, k.small_parts);
-  std::atomic<bool> finite{true};
-  note_shared_block(run_shared(*pool_, work, floats, [&](int stage, int part, float* own) {
-    if (!k.run_small_part(params_, batch, 0, stage, part, image, own, scores)) finite = false;
-  }));
-  return finite ? -1 : 0;
 }
 
 }  // namespace lenet::cpu

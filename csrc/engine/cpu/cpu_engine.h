@@ -46,8 +46,6 @@ class CpuEngine {
  private:
   void pack_weights();
   int64_t shared_block(const InputBatch& batch, float* scores, int64_t rem) const;
-  int64_t shared_small(const InputBatch& batch, float* scores) const;
-  bool share_image_now() const;
   bool share_now() const;  // false while backing off after shared blocks stalled
   void note_shared_block(int64_t stalled_us) const;
 
@@ -64,9 +62,6 @@ class CpuEngine {
   static constexpr int kMinShareBackoff = 16, kMaxShareBackoff = 4096;
   mutable std::atomic<int> share_skip_{0}, share_backoff_{kMinShareBackoff}, shared_since_trip_{0};
   mutable std::atomic<int64_t> stall_debt_us_{0}, share_trips_{0};
-  // Single images that come less than this apart share the image (share_image_now).
-  static constexpr int64_t kImageBurstUs = 1000;
-  mutable std::atomic<int64_t> last_image_us_{0};
 };
 
 }  // namespace lenet::cpu

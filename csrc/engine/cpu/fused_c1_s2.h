@@ -65,12 +65,10 @@ constexpr int kSmallC1Len = kC1Size * kIn;   // 896, a multiple of 16
 constexpr int kSmallS2Stride = 16;           // S2 row stride
 constexpr int kSmallS2Map = 240;             // 14*16 + slack for C3's junk lanes
 
-// Positions [p_begin, p_end) (multiples of W; rows of C1 when threads share one image).
-static void c1_small(const KernelParams& kp, const Act& act, const float* in, float* c1,
-                     int p_begin = 0, int p_end = kSmallC1Len) {
+static void c1_small(const KernelParams& kp, const Act& act, const float* in, float* c1) {
   constexpr int B = 2;  // vectors of positions per block; x 6 maps = 12 accumulators
-  for (int p0 = p_begin; p0 < p_end; p0 += B * W) {
-    const int nb = (p_end - p0) / W < B ? (p_end - p0) / W : B;
+  static_assert(kSmallC1Len % (B * W) == 0, "whole blocks of positions");
+  for (int p0 = 0; p0 < kSmallC1Len; p0 += B * W) {
     vf acc[kC1Maps][B];
     for (int m = 0; m < kC1Maps; ++m)
       for (int j = 0; j < B; ++j) acc[m][j] = bcast(kp.c1_b[m]);
@@ -88,7 +86,7 @@ static void c1_small(const KernelParams& kp, const Act& act, const float* in, fl
       }
     }
     for (int m = 0; m < kC1Maps; ++m)
-      for (int j = 0; j < nb; ++j) storeu(c1 + m * kSmallC1Len + p0 + j * W, act(acc[m][j]));
+      for (int j = 0; j < B; ++j) storeu(c1 + m * kSmallC1Len + p0 + j * W, act(acc[m][j]));
   }
 }
 
@@ -100,12 +98,10 @@ static inline void deinterleave(vf a, vf b, vf& even, vf& odd) {
   odd = __builtin_shuffle(a, b, io);
 }
 
-// S2 rows [r0, r1) of every map (from C1 rows [2 r0, 2 r1)).
-static void s2_small(const KernelParams& kp, const Act& act, const float* c1, float* s2,
-                     int r0 = 0, int r1 = kS2Size) {
+static void s2_small(const KernelParams& kp, const Act& act, const float* c1, float* s2) {
   for (int m = 0; m < kC1Maps; ++m) {
     const float coef = kp.s2_coef ? kp.s2_coef[m] : 0.f, bias = kp.s2_bias ? kp.s2_bias[m] : 0.f;
-    for (int r = r0; r < r1; ++r) {
+    for (int r = 0; r < kS2Size; ++r) {
       const float* top = c1 + m * kSmallC1Len + 2 * r * kIn;
       const float* bottom = top + kIn;
       for (int c0 = 0; c0 < kSmallS2Stride; c0 += W) {

@@ -136,9 +136,6 @@ static inline void lecun_input(vf* acc, const float* t, const float* wo, int j) 
   }
 }
 
-// The first map of half h (0, 1; 2 = the end) of c3_small_lecun's work.
-constexpr int c3_half(int h) { return h == 0 ? 0 : h == 2 ? kC3Maps : W >= 16 ? 9 : 8; }
-
 template <int O0, int O1>
 static void c3_lecun_maps(const KernelParams& kp, const Act& act, const float* t, float* c3) {
   for (int j = 0; j < kC3Vec; ++j) {
@@ -156,20 +153,15 @@ static void c3_lecun_maps(const KernelParams& kp, const Act& act, const float* t
   }
 }
 
-// part -1: every map; part 0 or 1: one of two halves of the work (threads sharing one image).
-// LeCun's maps 0-8 have 30 of the table's 60 connections (W < 16: halves of 8 registers' maps).
-static void c3_small_lecun(const KernelParams& kp, const Act& act, const float* t, float* c3, int part = -1) {
+static void c3_small_lecun(const KernelParams& kp, const Act& act, const float* t, float* c3) {
   if constexpr (W >= 16) {
-    if (part < 0) c3_lecun_maps<0, 16>(kp, act, t, c3);  // 16 accumulators of 32 registers
-    if (part == 0) c3_lecun_maps<0, c3_half(1)>(kp, act, t, c3);
-    if (part == 1) c3_lecun_maps<c3_half(1), 16>(kp, act, t, c3);
+    c3_lecun_maps<0, 16>(kp, act, t, c3);  // 16 accumulators of 32 registers
   } else {
-    if (part <= 0) c3_lecun_maps<0, 8>(kp, act, t, c3);  // 16 registers: 8 maps at a time
-    if (part != 0) c3_lecun_maps<8, 16>(kp, act, t, c3);
+    c3_lecun_maps<0, 8>(kp, act, t, c3);  // 16 registers: 8 maps at a time
+    c3_lecun_maps<8, 16>(kp, act, t, c3);
   }
   // S4's shifted reads of the last windows pass the outputs (W < 16): keep that slack finite.
-  const int o0 = part == 1 ? c3_half(1) : 0, o1 = part == 0 ? c3_half(1) : kC3Maps;
-  for (int o = o0; o < o1; ++o) std::memset(c3 + o * kSmallC3Map + kC3Vec * W, 0, 16 * sizeof(float));
+  for (int o = 0; o < kC3Maps; ++o) std::memset(c3 + o * kSmallC3Map + kC3Vec * W, 0, 16 * sizeof(float));
 }
 
 // S4 over the [16][kSmallC3Map] layout into [25][16] (the order C5 reads, as s4_small's): the

@@ -31,11 +31,6 @@ struct KernelSet {
   // Small-batch path: one image, output positions / units in the lanes.
   bool (*run_small)(const KernelParams&, const InputBatch&, int64_t index, float* scratch,
                     float* scores);
-  // The small path in stages, as the wide path's (for LeCun's table only: KernelParams::c3_lecun).
-  int small_stages;
-  const int* small_parts;
-  bool (*run_small_part)(const KernelParams&, const InputBatch&, int64_t index, int stage, int part,
-                         float* block, float* own, float* scores);
 };
 
 const KernelSet& kernels_baseline();

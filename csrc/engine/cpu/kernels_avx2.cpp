@@ -8,8 +8,7 @@ namespace lenet::cpu {
 const KernelSet& kernels_avx2() {
   static const KernelSet set{Isa::Avx2, LENET_W, avx2::scratch_floats, avx2::run_wide,
                                avx2::kWideStages, avx2::kWideParts, avx2::run_wide_part,
-                               avx2::run_small, avx2::kSmallStages, avx2::kSmallParts,
-                               avx2::run_small_part};
+                               avx2::run_small};
   return set;
 }
 

@@ -8,8 +8,7 @@ namespace lenet::cpu {
 const KernelSet& kernels_avx512() {
   static const KernelSet set{Isa::Avx512, LENET_W, avx512::scratch_floats, avx512::run_wide,
                                avx512::kWideStages, avx512::kWideParts, avx512::run_wide_part,
-                               avx512::run_small, avx512::kSmallStages, avx512::kSmallParts,
-                               avx512::run_small_part};
+                               avx512::run_small};
   return set;
 }
 

@@ -8,8 +8,7 @@ namespace lenet::cpu {
 const KernelSet& kernels_baseline() {
   static const KernelSet set{Isa::Baseline, LENET_W, baseline::scratch_floats, baseline::run_wide,
                                baseline::kWideStages, baseline::kWideParts, baseline::run_wide_part,
-                               baseline::run_small, baseline::kSmallStages, baseline::kSmallParts,
-                               baseline::run_small_part};
+                               baseline::run_small};
   return set;
 }
 

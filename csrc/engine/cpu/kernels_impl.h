@@ -124,24 +124,21 @@ constexpr int kSmallF6 = kSmallC5 + kC5Ld;
 constexpr int kSmallOut = kSmallF6 + kF6Ld;
 
 // The input image in the padded 32x32 (+ slack) layout, from the per-engine template of its
-// padding; pixels of packed rows [y0, y1) only (a part of the image when threads share it).
-// Returns false on NaN/Inf in those rows.
-static bool fill_small(const KernelParams& kp, const InputBatch& b, int64_t index, float* in,
-                       int y0 = 0, int y1 = kIn) {
+// padding. Returns false on NaN/Inf.
+static bool fill_small(const KernelParams& kp, const InputBatch& b, int64_t index, float* in) {
   const int size = b.size;
   const int off = kp.c1_pad + (kp.input_size - size) / 2;
   std::memcpy(in, kp.small_in[size == 28 ? 0 : 1], kSmallInLen * sizeof(float));
-  const int r0 = y0 - off > 0 ? y0 - off : 0, r1 = y1 - off < size ? y1 - off : size;
   const int64_t npix = int64_t(size) * size;
   if (b.u8) {
     const uint8_t* p = b.u8 + index * npix;
-    for (int y = r0; y < r1; ++y)
+    for (int y = 0; y < size; ++y)
       for (int x = 0; x < size; ++x) in[(off + y) * kIn + off + x] = kp.lut[p[y * size + x]];
     return true;
   }
   const float* p = b.f32 + index * npix;
   float probe = 0.f;
-  for (int y = r0; y < r1; ++y)
+  for (int y = 0; y < size; ++y)
     for (int x = 0; x < size; ++x) {
       const float v = p[y * size + x];
       probe += v * 0.f;
@@ -191,48 +188,6 @@ static bool run_small(const KernelParams& kp, const InputBatch& b, int64_t index
   squash_small(act, c5, kC5Ld);
   tail_small(kp, act, c5, scratch, scores, index);
   return finite;
-}
-
-// The small path of LeCun's table (kp.c3_lecun) in stages, for two threads sharing one image:
-// every part of a stage must finish before the next stage starts. `block` is the image's scratch
-// (S2, C3 and C5 are shared there), `own` the calling thread's (its input rows, C1 rows, S2's
-// shifted copies, S4, F6; the caller's `own` is `block`: these places never overlap the shared
-// ones). Halves: C1+S2 by rows, C3 by maps (30 connections each), S4 then C5 by units; then F6
-// and the output on one thread. Stage 0 returns false on NaN/Inf in its rows.
-constexpr int kSmallStages = 4;
-static const int kSmallParts[kSmallStages] = {2, 2, 2, 1};
-
-static bool run_small_part(const KernelParams& kp, const InputBatch& b, int64_t index, int stage,
-                           int part, float* block, float* own, float* scores) {
-  const Act act(kp);
-  switch (stage) {
-    case 0: {  // C1 rows [14 part, 14 part + 14) read packed rows up to 4 below them
-      const bool finite = fill_small(kp, b, index, own + kSmallIn, part * 14, part * 14 + 18);
-      c1_small(kp, act, own + kSmallIn, own + kSmallC1, part * 14 * kIn, (part + 1) * 14 * kIn);
-      if (part == 0) clear_s2_slack(block + kSmallS2);
-      s2_small(kp, act, own + kSmallC1, block + kSmallS2, part * 7, part * 7 + 7);
-      return finite;
-    }
-    case 1:
-      spread_s2(block + kSmallS2, own + kSmallS2T);
-      c3_small_lecun(kp, act, own + kSmallS2T, block + kSmallC3, part);
-      return true;
-    case 2: {
-      // S4 whole on each thread, into its own scratch: cheap, and the threads would otherwise
-      // write the same cache lines (S4's order interleaves the maps).
-      float* s4 = own + kSmallS4;
-      s4_small_lecun(kp, act, block + kSmallC3, s4);
-      constexpr int kHalf = kC5Ld / 2;  // 64 units, a multiple of W
-      float* c5 = block + kSmallC5 + part * kHalf;
-      dense_small(s4, kC3Maps * 25, kp.c5_wt_pos + part * kHalf, kC5Ld, kp.c5_b + part * kHalf, kHalf,
-                  false, c5);
-      squash_small(act, c5, kHalf);
-      return true;
-    }
-    default:
-      tail_small(kp, act, block + kSmallC5, own, scores, index);
-      return true;
-  }
 }
 
 static size_t scratch_floats(const KernelParams& kp) {

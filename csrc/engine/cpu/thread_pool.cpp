@@ -41,12 +41,6 @@ ThreadPool::~ThreadPool() {
   stop_workers(*state_);
 }
 
-int ThreadPool::spinning_workers() const {
-  if (getpid() != owner_pid_) return 0;
-  const State& s = *state_;
-  return int(s.workers.size()) - s.sleepers.load(std::memory_order_relaxed);
-}
-
 void ThreadPool::drain(State& s) {
   for (int64_t t; (t = s.next.fetch_add(1, std::memory_order_relaxed)) < s.n_tasks;) (*s.fn)(t);
 }

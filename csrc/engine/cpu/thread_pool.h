@@ -55,8 +55,6 @@ class ThreadPool {
   // join while tasks are left. Returns false (having run nothing) when the pool is already
   // running another call.
   bool try_run(int64_t n_tasks, const std::function<void(int64_t)>& fn);
-  // Workers polling for work now (not asleep): they would join a run at once. A hint only.
-  int spinning_workers() const;
 
  private:
   // The run word: generation << 16 | open bit | number of workers inside the run.
