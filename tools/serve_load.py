@@ -181,7 +181,25 @@ def summary(tally: Tally, seconds: float, images: int) -> dict:
 
 # --- the server --------------------------------------------------------------------------------
 
+def autogroup_nice(pid: int | str = "self", nice: int | None = None) -> int | None:
+    """The nice value of process ``pid``'s autogroup, after setting it to ``nice`` if given; None
+    where the kernel has no autogroups. With autogroups (Linux's default for desktop and many
+    server kernels) the scheduler first shares the cores between sessions, each session's group
+    weighing as much as a nice-0 process, whatever the nice value or idle policy of the
+    threads inside: another session's SCHED_IDLE job still takes up to half of a 2-core machine.
+    The server runs in a session of its own (so a signal to it reaches nothing else)."""
+    path = Path(f"/proc/{pid}/autogroup")
+    try:
+        if nice is not None:
+            path.write_text(str(nice))
+        return int(path.read_text().split("nice")[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class Server:
+    nice: int | None = None  # --autogroup-nice, for each server started
+
     def __init__(self, model: str, extra: list[str]) -> None:
         exe = Path(sys.executable).with_name("lenet-serve")
         self.proc = subprocess.Popen([str(exe), model, "--port", "0", "--ceiling-route", *extra],
@@ -192,6 +210,8 @@ class Server:
         if not m:
             raise SystemExit(f"lenet-serve did not start: {line}{self.proc.stderr.read()}")
         self.port = int(m.group(1))
+        if Server.nice is not None and autogroup_nice(self.proc.pid, Server.nice) != Server.nice:
+            raise SystemExit(f"cannot set the server's autogroup nice to {Server.nice}")
 
     def rss_mb(self) -> float:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -429,17 +449,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-procs", type=int, default=2, help="processes the clients run in (default %(default)s)")
     p.add_argument("--no-faults", action="store_true", help="skip the fault checks")
     p.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    p.add_argument("--autogroup-nice", type=int, metavar="N",
+                   help="set the autogroup nice of this session (clients, the engine in-process) and "
+                        "of each server to N for the run (Linux autogroups; below 0 needs root): "
+                        "other sessions' work, idle-class jobs included, then keeps off the cores")
     args = p.parse_args(argv)
     import lenet_ext
 
     size = lenet_ext.load(args.model).spec.input_size
+    previous_nice = autogroup_nice()
+    if args.autogroup_nice is not None:
+        if autogroup_nice(nice=args.autogroup_nice) != args.autogroup_nice:
+            raise SystemExit(f"cannot set the autogroup nice to {args.autogroup_nice} (no autogroups, "
+                             "or not allowed)")
+        Server.nice = args.autogroup_nice
+    try:
+        return measure(args, size)
+    finally:
+        if args.autogroup_nice is not None:
+            autogroup_nice(nice=previous_nice)
+
+
+def measure(args, size: int) -> int:
     runs = []
     for i in range(args.runs):
         runs.append(one_run(args, size))
         print(f"run {i + 1}/{args.runs}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
     fault = None if args.no_faults else faults(args, size)
     print(f"machine: {os.cpu_count()} CPUs ({cpu_name()}); model {args.model}; "
-          f"{args.seconds:g} s per phase")
+          f"{args.seconds:g} s per phase; autogroup nice {autogroup_nice()}")
     if runs:
         print(report(runs, fault))
     elif fault:

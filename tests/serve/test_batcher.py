@@ -146,18 +146,30 @@ def test_an_engine_answer_of_the_wrong_size_fails_loudly(engine):
 
 
 def test_full_queue_refuses_at_once_and_close_finishes_the_queue(engine):
+    gate, started = threading.Event(), []
+
+    def held(x: np.ndarray) -> np.ndarray:  # the engine, held until the queue has been tried
+        started.append(len(x))
+        gate.wait(10)
+        return engine.scores(x)
+
     async def main():
-        batcher = Batcher(engine.scores, max_batch=8, max_wait_s=0.5, max_queue=16)
-        first = [asyncio.ensure_future(batcher.submit(images(8, seed=i))) for i in range(2)]
+        batcher = Batcher(held, max_batch=8, max_wait_s=0.5, max_queue=16)
+        running = [asyncio.ensure_future(batcher.submit(images(8, seed=i))) for i in range(MAX_CALLS)]
+        while len(started) < MAX_CALLS:  # every engine thread busy: what comes next stays queued
+            await asyncio.sleep(0.001)
+        queued = [asyncio.ensure_future(batcher.submit(images(8, seed=i))) for i in range(2)]
         await asyncio.sleep(0)  # both queued: 16 images, the limit
+        assert batcher.queued_rows == 16
         with pytest.raises(ServeError) as refused:
             await batcher.submit(images(1, seed=5))
         assert refused.value.status == 503 and refused.value.headers() == {"Retry-After": "1"}
         with pytest.raises(ServeError) as too_big:
             await batcher.submit(images(17, seed=6))
         assert too_big.value.status == 413
+        gate.set()
         await batcher.close()  # answers the queued requests before it returns
-        assert all(f.done() and f.result().shape == (8, 10) for f in first)
+        assert all(f.done() and f.result().shape == (8, 10) for f in running + queued)
         with pytest.raises(ServeError) as closed:
             await batcher.submit(images(1, seed=7))
         assert closed.value.status == 503 and "shutting down" in closed.value.message

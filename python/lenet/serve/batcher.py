@@ -2,13 +2,17 @@
 
 A request waits at most ``max_wait_s`` after the oldest queued request arrived, or until
 ``max_batch`` rows are queued, whichever comes first; then one engine call runs on the
-concatenated rows (in a thread of its own: the engine releases the GIL, so the event loop keeps
-reading requests meanwhile) and each request gets back exactly its own rows. A second call may
-run beside it when a full batch is waiting (``MAX_CALLS``). Only rows of one dtype and image
-shape share a call (normalized float32 and raw uint8 pixels are not mixed). What the engine
+concatenated rows and each request gets back exactly its own rows. Only rows of one dtype and
+image shape share a call (normalized float32 and raw uint8 pixels are not mixed). What the engine
 returns is checked against the rows sent: a wrong row count fails the batch loudly rather than
 handing one caller another's answers. When a batch call fails, each request in it is run alone,
 so an error fails only the request at fault.
+
+The calls run on engine threads of the batcher's own (the engine releases the GIL), which take
+the next batch from the queue themselves as soon as they finish one: the event loop only queues
+requests and settles their futures, and the engine never waits for the loop to get a turn
+between two calls. A second call may run beside the first when a full batch is waiting
+(``MAX_CALLS``).
 
 The queue is bounded in rows: a request that would pass ``max_queue`` rows is refused at once
 with a 503 and Retry-After, so a flood costs memory up to that bound, never more.
@@ -17,9 +21,9 @@ with a 503 and Retry-After, so a flood costs memory up to that bound, never more
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -28,10 +32,10 @@ import numpy as np
 from .errors import ServeError, bad_input, busy
 
 
-# Engine calls at once. One spreads its batch over every core, but between two calls (the hand-off
-# to the engine's thread and back, answering the requests) the cores would idle: a second call
-# starts when a full batch is waiting, and runs on its own thread (the engine's pool serves one
-# call at a time; another caller computes on its own thread).
+# Engine calls at once. One spreads its batch over every core, but between two calls (taking the
+# next batch, answering the requests) the cores would idle: a second call starts when a full
+# batch is waiting, and runs on the second engine thread (the engine's pool serves one call at a
+# time; another caller computes on its own thread).
 MAX_CALLS = 2
 
 
@@ -69,12 +73,15 @@ class Batcher:
         self.max_queue = max_queue
         self.on_batch = on_batch
         self.name = name
+        # The queue, the row count and the calls running are shared by the event loop (which
+        # queues) and the engine threads (which take): all under this lock.
+        self._changed = threading.Condition()
         self.queue: deque[Pending] = deque()
         self.queued_rows = 0
-        self._wakeup = asyncio.Event()  # a request arrived, or an engine call finished
-        self._worker: asyncio.Task | None = None
+        self._running = 0
         self._closing = False
-        self._threads = ThreadPoolExecutor(MAX_CALLS, thread_name_prefix=f"engine-{name}")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
 
     async def submit(self, rows: np.ndarray) -> np.ndarray:
         """The engine's output rows for ``rows`` (float32 [N,1,S,S] or uint8 [N,H,W]), batched
@@ -82,66 +89,86 @@ class Batcher:
         n = len(rows)
         if n > self.max_queue:
             raise ServeError(413, f"{n} images in one request; the limit is {self.max_queue}")
-        if self._closing:
-            raise ServeError(503, "the server is shutting down")
-        if self.queued_rows + n > self.max_queue:
-            raise busy(f"model {self.name!r} has {self.queued_rows} images queued (limit "
-                       f"{self.max_queue}); retry shortly")
-        if self._worker is None:  # started in the loop that serves (uvicorn's, or Ray's)
-            self._worker = asyncio.get_running_loop().create_task(self._work())
-        pending = Pending(rows, asyncio.get_running_loop().create_future())
-        self.queue.append(pending)
-        self.queued_rows += n
-        self._wakeup.set()
+        loop = asyncio.get_running_loop()
+        if self._loop is None:  # started in the loop that serves (uvicorn's, or Ray's)
+            self._start(loop)
+        pending = Pending(rows, loop.create_future())
+        with self._changed:
+            if self._closing:
+                raise ServeError(503, "the server is shutting down")
+            if self.queued_rows + n > self.max_queue:
+                raise busy(f"model {self.name!r} has {self.queued_rows} images queued (limit "
+                           f"{self.max_queue}); retry shortly")
+            self.queue.append(pending)
+            self.queued_rows += n
+            self._changed.notify()
         return await pending.future
 
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        # Daemon threads: a batcher never closed (a test's, an app never started) must not keep
+        # the process alive; a closed one has finished its queue before they end.
+        self._threads = [threading.Thread(target=self._engine_thread, name=f"engine-{self.name}-{i}",
+                                          daemon=True) for i in range(MAX_CALLS)]
+        for thread in self._threads:
+            thread.start()
+
     async def close(self) -> None:
-        """Refuse new work, finish what is queued, stop the worker."""
-        self._closing = True
-        if self._worker is not None:
-            self._wakeup.set()
-            await self._worker  # returns once the queue is empty and the last batch answered
-        self._threads.shutdown(wait=True)
+        """Refuse new work, finish what is queued, stop the engine threads."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        if self._threads:
+            # Each thread answers through the loop before it ends, so once they are joined every
+            # queued request's answer is scheduled ahead of this coroutine's resumption.
+            await asyncio.get_running_loop().run_in_executor(None, self._join)
 
-    async def _work(self) -> None:
-        running: set[asyncio.Task] = set()
+    def _join(self) -> None:
+        for thread in self._threads:
+            thread.join()
 
-        def finished(task: asyncio.Task) -> None:
-            running.discard(task)
-            self._wakeup.set()
+    def _engine_thread(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            start = time.perf_counter()
+            try:
+                results = self._run_batch([p.rows for p in batch])
+            except Exception as exc:  # noqa: BLE001 - no request may hang, whatever failed
+                results = [exc] * len(batch)
+            stats = BatchStats(sum(len(p.rows) for p in batch), len(batch), time.perf_counter() - start)
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()  # a partial batch may go now, or a closing batcher end
+            try:
+                self._loop.call_soon_threadsafe(self._answer, batch, results, stats)
+            except RuntimeError:  # the loop is closed: nobody is left to answer
+                pass
 
-        while True:
-            self._wakeup.clear()
-            if not self.queue:
-                if self._closing and not running:
-                    return
-                await self._wakeup.wait()
-                continue
-            # A second call only for a full batch: a partial one waits for the running call,
-            # and grows meanwhile.
-            if len(running) >= MAX_CALLS or (running and self.queued_rows < self.max_batch):
-                await self._wakeup.wait()
-                continue
-            if not running:  # the engine is idle: the oldest request waits a little for company
-                deadline = self.queue[0].arrived + self.max_wait_s
-                while self.queued_rows < self.max_batch and (remaining := deadline - time.perf_counter()) > 0:
-                    self._wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), remaining)
-                    except asyncio.TimeoutError:
-                        break
-            task = asyncio.get_running_loop().create_task(self._call(self._take()))
-            running.add(task)
-            task.add_done_callback(finished)
+    def _next_batch(self) -> list[Pending] | None:
+        """The next batch to run (None once closing with the queue empty): as soon as a full
+        batch is queued and fewer than MAX_CALLS calls run, or, with no call running, when the
+        oldest request has waited max_wait_s for company. A partial batch waits for a running
+        call instead of starting beside it, and grows meanwhile."""
+        with self._changed:
+            while True:
+                if not self.queue:
+                    if self._closing:
+                        return None
+                    self._changed.wait()
+                    continue
+                full = self.queued_rows >= self.max_batch or self._closing
+                if self._running >= MAX_CALLS or (self._running and not full):
+                    self._changed.wait()
+                    continue
+                if not full:
+                    remaining = self.queue[0].arrived + self.max_wait_s - time.perf_counter()
+                    if remaining > 0:
+                        self._changed.wait(remaining)
+                        continue
+                self._running += 1
+                return self._take()
 
-    async def _call(self, batch: list[Pending]) -> None:
-        """One engine call for ``batch``, in the engine's threads; every request in it answered."""
-        start = time.perf_counter()
-        try:
-            results = await asyncio.get_running_loop().run_in_executor(
-                self._threads, self._run_batch, [p.rows for p in batch])
-        except Exception as exc:  # noqa: BLE001 - the executor itself failed: no request may hang
-            results = [exc] * len(batch)
+    def _answer(self, batch: list[Pending], results: list, stats: BatchStats) -> None:
+        """In the loop: each request's future settled with its rows or its error."""
         for pending, result in zip(batch, results):
             if pending.future.done():  # its caller went away
                 continue
@@ -150,8 +177,7 @@ class Batcher:
             else:
                 pending.future.set_result(result)
         if self.on_batch is not None:
-            self.on_batch(BatchStats(sum(len(p.rows) for p in batch), len(batch),
-                                     time.perf_counter() - start))
+            self.on_batch(stats)
 
     def _take(self) -> list[Pending]:
         """The oldest requests, up to max_batch rows (at least one, however large it is), as
