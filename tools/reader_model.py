@@ -119,7 +119,7 @@ class Validation:
         from lenet.digits.reader import DigitReader, ReaderOptions
         from lenet.digits.kit.training_data import RUBBISH, SOURCES
 
-        # The engine when it runs the arch, else PyTorch (a wider member of the family).
+        # The engine when it runs the arch, else ONNX Runtime (a wider member of the family).
         reader = DigitReader(load_classifier(model_dir), ReaderOptions())
         with np.load(data / "reader-data.npz") as z:
             x, self.y, source = z["val_x"], z["val_y"], z["val_source"]

@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 ARCHS = ("lenet5", "lenet-d2l", "lenet-relu", "lenet5-wide")
-# The archs the C++ engine (lenet_ext) runs: its kernels are written for LeNet-5's layer sizes.
-ENGINE_ARCHS = ("lenet5", "lenet-d2l", "lenet-relu")
 ACTIVATIONS = ("scaled_tanh", "sigmoid", "relu")
 POOLINGS = ("trainable", "avg", "max")
 C3_TABLES = ("lecun", "full")
@@ -66,6 +64,8 @@ ARCH_FAMILY: dict[str, dict[str, Any]] = {
 # Layer widths (C1 maps, C3 maps, C5 units) by arch; F6 stays 84 (the RBF prototypes are 7×12).
 LENET_WIDTHS = (6, 16, 120)
 ARCH_WIDTHS: dict[str, tuple[int, int, int]] = {"lenet5-wide": (12, 32, 240)}
+# The archs the C++ engine (lenet_ext) runs: its kernels are written for LeNet-5's layer sizes.
+ENGINE_ARCHS = tuple(a for a in ARCHS if a not in ARCH_WIDTHS)
 
 
 def layer_widths(spec: "ArchSpec") -> tuple[int, int, int]:
@@ -207,7 +207,7 @@ def spec_for(arch: str, class_names: tuple[str, ...] | list[str] = DIGIT_NAMES) 
     """The spec of a named architecture (the `--arch` names; README, lenet-train)."""
     if arch in ("lenet5", "lenet5-wide"):
         # LeCun et al. 1998: 32x32 input, background -0.1 and ink 1.175.
-        spec = ArchSpec(arch, 32, 0, "scaled_tanh", "trainable", "lecun" if arch == "lenet5" else "full", "rbf",
+        spec = ArchSpec(arch, 32, 0, "scaled_tanh", "trainable", ARCH_FAMILY[arch].get("c3_table", "lecun"), "rbf",
                         preprocessing=Preprocessing("white_on_black", 2, 1.275, -0.1))
     elif arch == "lenet-d2l":
         # d2l.ai "LeNet": 28x28 ToTensor() input in [0, 1], C1 padding 2, sigmoid, avg-pool.
