@@ -198,9 +198,8 @@ def autogroup_nice(pid: int | str = "self", nice: int | None = None) -> int | No
 
 
 class Server:
-    nice: int | None = None  # --autogroup-nice, for each server started
-
-    def __init__(self, model: str, extra: list[str]) -> None:
+    def __init__(self, model: str, extra: list[str], nice: int | None = None) -> None:
+        """``nice``: the server's autogroup nice (--autogroup-nice), None to leave it."""
         exe = Path(sys.executable).with_name("lenet-serve")
         self.proc = subprocess.Popen([str(exe), model, "--port", "0", "--ceiling-route", *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -210,8 +209,8 @@ class Server:
         if not m:
             raise SystemExit(f"lenet-serve did not start: {line}{self.proc.stderr.read()}")
         self.port = int(m.group(1))
-        if Server.nice is not None and autogroup_nice(self.proc.pid, Server.nice) != Server.nice:
-            raise SystemExit(f"cannot set the server's autogroup nice to {Server.nice}")
+        if nice is not None and autogroup_nice(self.proc.pid, nice) != nice:
+            raise SystemExit(f"cannot set the server's autogroup nice to {nice}")
 
     def rss_mb(self) -> float:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -312,7 +311,7 @@ def sample_rss(server: Server, stop: threading.Event, out: list[float]) -> None:
 
 
 def faults(args, size: int) -> dict:
-    server = Server(args.model, ["--body-timeout-s", "5"])
+    server = Server(args.model, ["--body-timeout-s", "5"], args.autogroup_nice)
     small = infer_request(f"/v2/models/{args.model}/infer", 1, size)
     result: dict = {}
     try:
@@ -371,7 +370,7 @@ PHASES = (("small", 1, "FP32"), ("large", 256, "FP32"), ("large_uint8", 256, "UI
 
 
 def one_run(args, size: int) -> dict:
-    server = Server(args.model, [])
+    server = Server(args.model, [], args.autogroup_nice)
     out: dict = {}
     try:
         load(server.port, infer_request(f"/v2/models/{args.model}/infer", 1, size), 8, 1.0, 1)  # warm
@@ -462,7 +461,6 @@ def main(argv: list[str] | None = None) -> int:
         if autogroup_nice(nice=args.autogroup_nice) != args.autogroup_nice:
             raise SystemExit(f"cannot set the autogroup nice to {args.autogroup_nice} (no autogroups, "
                              "or not allowed)")
-        Server.nice = args.autogroup_nice
     try:
         return measure(args, size)
     finally:
